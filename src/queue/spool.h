@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * spool.h - the durable queue: an SQLite database in WAL mode, written by one
+ * thread that commits many finished messages in one transaction.
+ *
+ * Owns: the database file (state_dir/queue.db), the spill folder for large
+ * messages being received (state_dir/tmp), the writer thread, queue ids, and
+ * crash recovery at start-up (docs/queue.md is the normative description of
+ * every on-disk state). Does not own: when messages are delivered (the
+ * scheduler) or who may send them (policy).
+ *
+ * Threads: spool_open, spool_close and every spool_msg_* / spool_commit /
+ * spool_cancel / spool_op call happen on the event-loop thread. The writer
+ * thread only touches messages handed to it; completion callbacks run on the
+ * event-loop thread, from the event base given to spool_open.
+ *
+ * Durability contract: a commit callback with SPOOL_OK runs only after the
+ * transaction holding the message is on stable storage (WAL + fsync). Only
+ * then may a session answer 250.
+ */
+#ifndef DETOUR_SPOOL_H
+#define DETOUR_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "smtp/smtp_params.h"
+
+struct event_base;
+struct spool;
+struct spool_msg;
+
+/* Queue ids: 16 characters of [0-9A-Z] (Crockford base32, no I L O U),
+ * time-ordered, unique within this spool. */
+#define QID_LEN 16
+#define QID_SIZE (QID_LEN + 1)
+
+enum spool_result {
+	SPOOL_OK,
+	SPOOL_TEMPFAIL, /* database error; the message is not queued (451) */
+	SPOOL_NOSPACE,	/* out of disk space; not queued (452 4.3.1) */
+	SPOOL_NOTFOUND, /* spool_op: no such queue id */
+};
+
+/* The envelope of a message being received. Strings are owned by the
+ * message (set them with xstrdup); NULL means "not known / not applicable". */
+struct spool_envelope {
+	char qid[QID_SIZE];
+	char *sender;	   /* reverse-path without <>, "" for the null sender */
+	enum smtp_body body;
+	bool smtputf8;
+	enum smtp_ret ret;
+	char *envid;	   /* RFC 3461 ENVID, decoded */
+	uint64_t declared_size; /* SIZE= from MAIL, 0 if none */
+	char *client_addr; /* "192.0.2.1" or "2001:db8::1" */
+	char *helo;	   /* EHLO/HELO argument */
+	char *listener;	   /* name of the [listener NAME] section */
+	char *tls;	   /* "TLSv1.3 TLS_AES_256_GCM_SHA384", NULL if plaintext */
+	char *account;	   /* authenticated account, NULL if none */
+	int64_t arrival_ms; /* wall clock, milliseconds since the epoch */
+};
+
+/*
+ * spool_open - open (creating if needed) state_dir/queue.db, run recovery
+ * (remove stale spill files; SQLite rolls back or replays its WAL) and start
+ * the writer thread. Returns NULL with a message in *error_r (static or
+ * owned by the spool's error buffer; print it before calling anything else).
+ */
+struct spool *spool_open(const char *state_dir, struct event_base *base, const char **error_r);
+
+/* spool_close - finish every commit already handed over (their callbacks
+ * still run if the loop runs; otherwise they are dropped after the data is
+ * durable), stop the writer, close the database. Sets *sp to NULL. */
+void spool_close(struct spool **sp);
+
+/* spool_msg_new - start a message: assigns its queue id. */
+struct spool_msg *spool_msg_new(struct spool *sp);
+struct spool_envelope *spool_msg_envelope(struct spool_msg *m);
+void spool_msg_add_rcpt(struct spool_msg *m, const char *address, unsigned notify,
+			const char *orcpt);
+size_t spool_msg_rcpt_count(const struct spool_msg *m);
+
+/* spool_msg_append - add message bytes. They stay in memory up to
+ * SPOOL_INMEM_MAX, then spill to state_dir/tmp/QID (not synced: the commit
+ * copies them into the database). Returns 0, or -1 with errno set
+ * (ENOSPC: the session answers 452 4.3.1). */
+int spool_msg_append(struct spool_msg *m, const void *data, size_t len);
+uint64_t spool_msg_size(const struct spool_msg *m);
+
+/* spool_msg_free - abandon a message that was not committed (RSET, refused,
+ * client gone): memory and spill file are released. Sets *m to NULL. */
+void spool_msg_free(struct spool_msg **m);
+
+typedef void spool_commit_cb(void *arg, enum spool_result result, const char *qid);
+
+/*
+ * spool_commit - hand a finished message to the writer. The spool owns m from
+ * now on. cb(arg, result, qid) runs once on the event-loop thread after the
+ * group commit that holds it (SPOOL_OK) or after it failed.
+ */
+void spool_commit(struct spool *sp, struct spool_msg *m, spool_commit_cb *cb, void *arg);
+
+/* spool_cancel - the session that waits for m is gone: do not call its
+ * callback. The message is still committed (the client never saw a 250, so
+ * it may send it again: delivery is at-least-once). */
+void spool_cancel(struct spool *sp, struct spool_msg *m);
+
+enum spool_op { SPOOL_OP_DELETE, SPOOL_OP_HOLD, SPOOL_OP_RELEASE };
+
+typedef void spool_op_cb(void *arg, enum spool_result result);
+
+/* spool_op - change one queued message, through the writer thread. The
+ * callback runs on the event-loop thread once the change is durable. */
+void spool_op(struct spool *sp, enum spool_op op, const char *qid, spool_op_cb *cb, void *arg);
+
+struct spool_stats {
+	uint64_t messages;  /* in the queue now */
+	uint64_t committed; /* since start */
+	uint64_t batches;   /* transactions since start */
+	uint64_t pending;   /* handed to the writer, not yet durable */
+};
+
+void spool_get_stats(struct spool *sp, struct spool_stats *stats_r);
+
+/* spool_qid_valid - is s a well-formed queue id (QID_LEN characters of the
+ * queue-id alphabet)? For detourctl and the control socket. */
+bool spool_qid_valid(const char *s);
+
+#endif
