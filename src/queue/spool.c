@@ -1,0 +1,462 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * spool.c - the event-loop side of the spool: opening and recovery, building
+ * messages while they are received, handing them to the writer thread
+ * (spool_writer.c) and running the completion callbacks.
+ *
+ * Results come back through a mutex-protected list and an eventfd watched by
+ * the loop, so callbacks always run on the loop thread and never inside
+ * spool_commit or spool_op themselves: a session can call them from any
+ * state without being re-entered.
+ */
+#include "queue/spool_internal.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+
+/* spool_open's message when it returns NULL: per thread, so two threads
+ * opening spools (tests) do not overwrite each other's. */
+static _Thread_local char open_error[512];
+
+/* clean_tmp - remove every spill file left by a previous run: their
+ * messages were never committed, so no client got a 250 for them and the
+ * client still has the message. Returns the number removed, -1 on error. */
+static int clean_tmp(const char *tmp_dir, char *err, size_t errlen)
+{
+	if (mkdir(tmp_dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", tmp_dir, strerror(errno));
+		return -1;
+	}
+	DIR *d = opendir(tmp_dir);
+	if (d == NULL) {
+		snprintf(err, errlen, "%s: %s", tmp_dir, strerror(errno));
+		return -1;
+	}
+	int removed = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
+			removed++;
+		} else {
+			struct logline l;
+			logline_init(&l, "queue.recover");
+			logline_str(&l, "file", de->d_name);
+			logline_str(&l, "error", strerror(errno));
+			logline_emit(&l, LOG_LEVEL_WARN);
+		}
+	}
+	closedir(d);
+	return removed;
+}
+
+static void msg_destroy(struct spool_msg *m);
+
+/* spool_deliver - run the callbacks of every finished job, in the order
+ * the jobs were handed over, and free them. */
+static void spool_deliver(struct spool *sp)
+{
+	pthread_mutex_lock(&sp->lock);
+	struct spool_job *job = sp->done_head;
+	sp->done_head = sp->done_tail = NULL;
+	pthread_mutex_unlock(&sp->lock);
+
+	sp->delivering = true;
+	while (job != NULL) {
+		struct spool_job *next = job->next;
+		if (job->kind == SPOOL_JOB_COMMIT) {
+			struct spool_msg *m = (struct spool_msg *)job;
+			if (!m->canceled && job->commit_cb != NULL)
+				job->commit_cb(job->arg, job->result, m->env.qid);
+			msg_destroy(m);
+		} else {
+			if (job->op_cb != NULL)
+				job->op_cb(job->arg, job->result);
+			free(job);
+		}
+		job = next;
+	}
+	sp->delivering = false;
+}
+
+/* spool_wake_cb - the writer posted results (loop thread). */
+static void spool_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct spool *sp = arg;
+	uint64_t count;
+	/* Reset the eventfd first: results posted after this read wake us
+	 * again, so none can be missed. */
+	if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN) {
+		log_event(LOG_LEVEL_WARN, "queue.error", "step=wake errno=%d", errno);
+	}
+	spool_deliver(sp);
+}
+
+/* spool_free - release a spool whose writer thread is not running. */
+static void spool_free(struct spool *sp)
+{
+	writer_close(&sp->writer);
+	if (sp->wake_ev != NULL)
+		event_free(sp->wake_ev);
+	if (sp->wake_fd >= 0)
+		close(sp->wake_fd);
+	pthread_cond_destroy(&sp->cond);
+	pthread_mutex_destroy(&sp->lock);
+	free(sp->state_dir);
+	free(sp->tmp_dir);
+	free(sp);
+}
+
+struct spool *spool_open(const char *state_dir, struct event_base *base, const char **error_r)
+{
+	struct spool *sp = xcalloc(1, sizeof(*sp));
+	char *db_path = NULL;
+	uint64_t messages = 0;
+
+	sp->state_dir = xstrdup(state_dir);
+	sp->tmp_dir = xasprintf("%s/tmp", state_dir);
+	sp->base = base;
+	sp->wake_fd = -1;
+	pthread_mutex_init(&sp->lock, NULL);
+	pthread_cond_init(&sp->cond, NULL);
+	*error_r = open_error;
+
+	struct stat st;
+	if (stat(state_dir, &st) < 0) {
+		snprintf(open_error, sizeof(open_error), "%s: %s", state_dir, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(open_error, sizeof(open_error), "%s: not a directory", state_dir);
+		goto fail;
+	}
+	int removed = clean_tmp(sp->tmp_dir, open_error, sizeof(open_error));
+	if (removed < 0)
+		goto fail;
+
+	/* SQLite replays a committed WAL, and ignores an uncommitted tail of
+	 * it, when the connection first reads the database. */
+	db_path = xasprintf("%s/queue.db", state_dir);
+	sp->writer = writer_open(sp, db_path, &messages, open_error, sizeof(open_error));
+	if (sp->writer == NULL)
+		goto fail;
+	atomic_store(&sp->messages, messages);
+	/* queue.db, queue.db-wal and queue.db-shm exist now: make their names
+	 * durable before the first 250 depends on them. */
+	if (fsync_dir(state_dir) < 0) {
+		snprintf(open_error, sizeof(open_error), "%s: fsync: %s", state_dir,
+			 strerror(errno));
+		goto fail;
+	}
+
+	sp->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (sp->wake_fd < 0) {
+		snprintf(open_error, sizeof(open_error), "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	sp->wake_ev = event_new(base, sp->wake_fd, EV_READ | EV_PERSIST, spool_wake_cb, sp);
+	if (sp->wake_ev == NULL || event_add(sp->wake_ev, NULL) < 0) {
+		snprintf(open_error, sizeof(open_error), "cannot add the spool's event");
+		goto fail;
+	}
+	int rc = pthread_create(&sp->thread, NULL, writer_main, sp);
+	if (rc != 0) {
+		snprintf(open_error, sizeof(open_error), "starting the writer thread: %s",
+			 strerror(rc));
+		goto fail;
+	}
+	sp->thread_started = true;
+
+	struct logline l;
+	logline_init(&l, "queue.open");
+	logline_str(&l, "path", db_path);
+	logline_int(&l, "messages", (long long)messages);
+	logline_int(&l, "spill_removed", removed);
+	logline_emit(&l, LOG_LEVEL_INFO);
+	free(db_path);
+	*error_r = NULL;
+	return sp;
+fail:
+	free(db_path);
+	spool_free(sp);
+	return NULL;
+}
+
+void spool_close(struct spool **spp)
+{
+	struct spool *sp = *spp;
+	if (sp == NULL)
+		return;
+	/* A callback may not close the spool that is running it. */
+	assert(!sp->delivering);
+	if (sp->thread_started) {
+		pthread_mutex_lock(&sp->lock);
+		sp->stopping = true;
+		pthread_cond_signal(&sp->cond);
+		pthread_mutex_unlock(&sp->lock);
+		/* The writer commits everything already handed over first. */
+		pthread_join(sp->thread, NULL);
+	}
+	/* Their data is durable (or failed); give each waiting session its
+	 * answer now, since the loop will not hear from us again. */
+	spool_deliver(sp);
+	spool_free(sp);
+	*spp = NULL;
+}
+
+struct spool_msg *spool_msg_new(struct spool *sp)
+{
+	struct spool_msg *m = xcalloc(1, sizeof(*m));
+	m->sp = sp;
+	m->job.kind = SPOOL_JOB_COMMIT;
+	m->state = SPOOL_MSG_RECEIVING;
+	m->spill_fd = -1;
+	m->env.arrival_ms = now_ms();
+	qid_next(m->env.qid);
+	return m;
+}
+
+struct spool_envelope *spool_msg_envelope(struct spool_msg *m)
+{
+	return &m->env;
+}
+
+void spool_msg_add_rcpt(struct spool_msg *m, const char *address, unsigned notify,
+			const char *orcpt)
+{
+	if (m->rcpt_count == m->rcpt_cap) {
+		m->rcpt_cap = m->rcpt_cap ? m->rcpt_cap * 2 : 4;
+		m->rcpts = xreallocarray(m->rcpts, m->rcpt_cap, sizeof(*m->rcpts));
+	}
+	struct spool_rcpt *r = &m->rcpts[m->rcpt_count++];
+	r->address = xstrdup(address);
+	r->notify = notify;
+	/* smtp_rcpt_params keeps "" for "no ORCPT"; the queue keeps NULL. */
+	r->orcpt = orcpt != NULL && *orcpt != '\0' ? xstrdup(orcpt) : NULL;
+}
+
+size_t spool_msg_rcpt_count(const struct spool_msg *m)
+{
+	return m->rcpt_count;
+}
+
+/* write_all - write(2) until done; -1 with errno on failure. */
+static int write_all(int fd, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* spill_flush - write the buffered tail of a spilled body to its file. */
+static int spill_flush(struct spool_msg *m)
+{
+	if (m->mem_len == 0)
+		return 0;
+	if (write_all(m->spill_fd, m->mem, m->mem_len) < 0)
+		return -1;
+	m->mem_len = 0;
+	return 0;
+}
+
+/* spill_open - the message outgrew memory: create state_dir/tmp/QID. What
+ * is in mem stays there as the first contents of the write buffer. */
+static int spill_open(struct spool_msg *m)
+{
+	char *path = xasprintf("%s/%s", m->sp->tmp_dir, m->env.qid);
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int saved = errno;
+		free(path);
+		errno = saved;
+		return -1;
+	}
+	m->spill_fd = fd;
+	m->spill_path = path;
+	if (m->mem_cap < SPOOL_CHUNK) {
+		m->mem_cap = SPOOL_CHUNK;
+		m->mem = xrealloc(m->mem, m->mem_cap);
+	}
+	return 0;
+}
+
+int spool_msg_append(struct spool_msg *m, const void *data, size_t len)
+{
+	assert(m->state == SPOOL_MSG_RECEIVING);
+	if (m->append_errno != 0) {
+		errno = m->append_errno;
+		return -1;
+	}
+	if (len == 0)
+		return 0;
+	if (m->spill_fd < 0 && m->size + len <= SPOOL_INMEM_MAX) {
+		if (m->mem_len + len > m->mem_cap) {
+			size_t cap = m->mem_cap ? m->mem_cap : 4096;
+			while (cap < m->mem_len + len)
+				cap *= 2;
+			m->mem_cap = cap < SPOOL_INMEM_MAX ? cap : SPOOL_INMEM_MAX;
+			m->mem = xrealloc(m->mem, m->mem_cap);
+		}
+		memcpy(m->mem + m->mem_len, data, len);
+		m->mem_len += len;
+		m->size += len;
+		return 0;
+	}
+	if (m->spill_fd < 0 && spill_open(m) < 0)
+		goto fail;
+	if (m->mem_len + len > m->mem_cap) {
+		if (spill_flush(m) < 0)
+			goto fail;
+		if (len >= m->mem_cap) {
+			/* Large appends go straight to the file, uncopied. */
+			if (write_all(m->spill_fd, data, len) < 0)
+				goto fail;
+			m->size += len;
+			return 0;
+		}
+	}
+	memcpy(m->mem + m->mem_len, data, len);
+	m->mem_len += len;
+	m->size += len;
+	return 0;
+fail:
+	/* The body is incomplete from here on: later appends and the commit
+	 * fail with the same error. */
+	m->append_errno = errno != 0 ? errno : EIO;
+	errno = m->append_errno;
+	return -1;
+}
+
+uint64_t spool_msg_size(const struct spool_msg *m)
+{
+	return m->size;
+}
+
+void spool_msg_release_body(struct spool_msg *m)
+{
+	if (m->spill_fd >= 0) {
+		close(m->spill_fd);
+		m->spill_fd = -1;
+	}
+	if (m->spill_path != NULL) {
+		unlink(m->spill_path);
+		free(m->spill_path);
+		m->spill_path = NULL;
+	}
+	free(m->mem);
+	m->mem = NULL;
+	m->mem_len = m->mem_cap = 0;
+}
+
+void spool_msg_free(struct spool_msg **mp)
+{
+	struct spool_msg *m = *mp;
+	if (m == NULL)
+		return;
+	/* Once committed, the spool owns the message and frees it itself. */
+	assert(m->state == SPOOL_MSG_RECEIVING);
+	msg_destroy(m);
+	*mp = NULL;
+}
+
+/* msg_destroy - free a message in any state (its job is off every list). */
+static void msg_destroy(struct spool_msg *m)
+{
+	spool_msg_release_body(m);
+	struct spool_envelope *env = &m->env;
+	free(env->sender);
+	free(env->envid);
+	free(env->client_addr);
+	free(env->helo);
+	free(env->listener);
+	free(env->tls);
+	free(env->account);
+	for (size_t i = 0; i < m->rcpt_count; i++) {
+		free(m->rcpts[i].address);
+		free(m->rcpts[i].orcpt);
+	}
+	free(m->rcpts);
+	free(m);
+}
+
+/* spool_enqueue - hand a job to the writer thread. */
+static void spool_enqueue(struct spool *sp, struct spool_job *job)
+{
+	job->next = NULL;
+	pthread_mutex_lock(&sp->lock);
+	if (sp->queue_tail != NULL)
+		sp->queue_tail->next = job;
+	else
+		sp->queue_head = job;
+	sp->queue_tail = job;
+	pthread_cond_signal(&sp->cond);
+	pthread_mutex_unlock(&sp->lock);
+}
+
+void spool_commit(struct spool *sp, struct spool_msg *m, spool_commit_cb *cb, void *arg)
+{
+	/* A message without a MAIL FROM or a recipient is a session bug. */
+	assert(m->sp == sp && m->state == SPOOL_MSG_RECEIVING);
+	assert(m->env.sender != NULL && m->rcpt_count > 0);
+	/* The writer reads the spill file with pread; give it every byte. */
+	if (m->spill_fd >= 0 && m->append_errno == 0 && spill_flush(m) < 0)
+		m->append_errno = errno != 0 ? errno : EIO;
+	m->state = SPOOL_MSG_COMMITTING;
+	m->job.commit_cb = cb;
+	m->job.arg = arg;
+	atomic_fetch_add(&sp->pending, 1);
+	spool_enqueue(sp, &m->job);
+}
+
+void spool_cancel(struct spool *sp, struct spool_msg *m)
+{
+	assert(m->sp == sp && m->state == SPOOL_MSG_COMMITTING);
+	/* Only the loop thread reads this flag (spool_deliver), so no lock. */
+	m->canceled = true;
+}
+
+void spool_op(struct spool *sp, enum spool_op op, const char *qid, spool_op_cb *cb, void *arg)
+{
+	struct spool_job *job = xcalloc(1, sizeof(*job));
+	job->kind = SPOOL_JOB_OP;
+	job->op = op;
+	job->op_cb = cb;
+	job->arg = arg;
+	/* A malformed id matches nothing; do not let a truncated copy of it
+	 * match a real one. */
+	if (spool_qid_valid(qid))
+		memcpy(job->op_qid, qid, QID_SIZE);
+	else
+		job->op_invalid = true;
+	spool_enqueue(sp, job);
+}
+
+void spool_get_stats(struct spool *sp, struct spool_stats *stats_r)
+{
+	stats_r->messages = atomic_load(&sp->messages);
+	stats_r->committed = atomic_load(&sp->committed);
+	stats_r->batches = atomic_load(&sp->batches);
+	stats_r->pending = atomic_load(&sp->pending);
+}

@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: ISC */
+/* server.c - see server.h */
+#include "server/server.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "ctl/ctl_server.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "queue/spool.h"
+#include "server/session.h"
+
+/* One bound socket: an address of a [listener NAME] section. */
+struct server_listener {
+	struct server_listener *next;
+	struct server *srv;
+	const struct config_listener *cl; /* in srv->cfg, updated on reload */
+	struct config_addr addr;
+	struct evconnlistener *evl;
+	int fd;
+};
+
+/* Backlog of each listening socket: the kernel queues this many connections
+ * while the loop is busy (somaxconn caps it). */
+#define LISTEN_BACKLOG 1024
+/* After accept() fails for lack of descriptors, pause accepting this long. */
+#define ACCEPT_PAUSE_MS 100
+
+static char error_buf[512];
+
+/* bind_addr - create, bind and listen on one address; -1 with error_buf. */
+static int bind_addr(const struct config_addr *a, const char *cfg_path,
+		     const struct config_listener *cl)
+{
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* [::]:587 and 0.0.0.0:587 are separate listen lines, so an IPv6
+	 * socket must not also take IPv4. */
+	if (a->ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
+		goto fail;
+	if (listen(fd, LISTEN_BACKLOG) < 0)
+		goto fail;
+	return fd;
+fail:
+	snprintf(error_buf, sizeof(error_buf), "%s:%d: listener '%s': cannot listen on %s: %s",
+		 cfg_path, cl->line, cl->name, a->text, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static void resume_accepting(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	if (srv->stopping)
+		return;
+	for (struct server_listener *l = srv->listeners; l != NULL; l = l->next)
+		if (l->evl != NULL)
+			evconnlistener_enable(l->evl);
+}
+
+/* on_accept_error - out of descriptors: accept() would fail in a tight loop,
+ * so stop accepting for a moment; sessions already open go on. */
+static void on_accept_error(struct evconnlistener *evl, void *arg)
+{
+	struct server_listener *l = arg;
+	struct server *srv = l->srv;
+	int err = EVUTIL_SOCKET_ERROR();
+	log_event(LOG_LEVEL_WARN, "smtp.accept_error", "listener=%s error=\"%s\"", l->cl->name,
+		  strerror(err));
+	for (struct server_listener *o = srv->listeners; o != NULL; o = o->next)
+		if (o->evl != NULL)
+			evconnlistener_disable(o->evl);
+	struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+	event_base_once(srv->base, -1, EV_TIMEOUT, resume_accepting, srv, &tv);
+}
+
+static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct server_listener *l = arg;
+	struct server *srv = l->srv;
+	if (srv->stopping) {
+		close(fd);
+		return;
+	}
+	if (srv->n_sessions >= srv->cfg->max_connections) {
+		static const char msg[] = "421 4.7.0 Too many connections; try again later\r\n";
+		if (send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+			/* the client is gone already */
+		}
+		close(fd);
+		log_event(LOG_LEVEL_WARN, "smtp.refused", "listener=%s reason=max_connections",
+			  l->cl->name);
+		return;
+	}
+	session_start(srv, l->cl, fd, sa, (socklen_t)salen);
+}
+
+/* bind_all - a list of bound sockets for every address of cfg, taking
+ * sockets from *reuse (same address) instead of binding again. */
+static struct server_listener *bind_all(struct server *srv, const struct config *cfg,
+					struct server_listener **reuse, const char **error_r)
+{
+	struct server_listener *head = NULL;
+	for (size_t i = 0; i < cfg->n_listeners; i++) {
+		const struct config_listener *cl = &cfg->listeners[i];
+		for (size_t a = 0; a < cl->n_addrs; a++) {
+			struct server_listener *l = NULL;
+			for (struct server_listener **pp = reuse; pp && *pp; pp = &(*pp)->next) {
+				if (strcmp((*pp)->addr.text, cl->addrs[a].text) == 0) {
+					l = *pp;
+					*pp = l->next;
+					break;
+				}
+			}
+			if (l == NULL) {
+				int fd = bind_addr(&cl->addrs[a], cfg->path, cl);
+				if (fd < 0) {
+					*error_r = error_buf;
+					/* give back what was taken from reuse */
+					while (head != NULL) {
+						struct server_listener *n = head->next;
+						if (head->evl != NULL && reuse != NULL) {
+							head->next = *reuse;
+							*reuse = head;
+						} else {
+							close(head->fd);
+							free(head);
+						}
+						head = n;
+					}
+					return NULL;
+				}
+				l = xcalloc(1, sizeof(*l));
+				l->fd = fd;
+				l->addr = cl->addrs[a];
+				l->srv = srv;
+			}
+			l->cl = cl;
+			l->next = head;
+			head = l;
+		}
+	}
+	return head;
+}
+
+static void listener_close(struct server_listener *l)
+{
+	if (l->evl != NULL)
+		evconnlistener_free(l->evl); /* closes the socket */
+	else
+		close(l->fd);
+	free(l);
+}
+
+/* start_accepting - an evconnlistener for every socket that has none. */
+static void start_accepting(struct server *srv)
+{
+	for (struct server_listener *l = srv->listeners; l != NULL; l = l->next) {
+		if (l->evl != NULL)
+			continue;
+		l->evl = evconnlistener_new(srv->base, on_accept, l,
+					    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+					    l->fd);
+		evconnlistener_set_error_cb(l->evl, on_accept_error);
+		log_event(LOG_LEVEL_INFO, "server.listen", "listener=%s address=%s",
+			  l->cl->name, l->addr.text);
+	}
+}
+
+struct server *server_new(struct config *cfg, const char **error_r)
+{
+	struct server *srv = xcalloc(1, sizeof(*srv));
+	srv->cfg = config_ref(cfg);
+	srv->started = time(NULL);
+	srv->listeners = bind_all(srv, cfg, NULL, error_r);
+	if (srv->listeners == NULL) {
+		config_unref(&srv->cfg);
+		free(srv);
+		return NULL;
+	}
+	return srv;
+}
+
+int server_start(struct server *srv, struct event_base *base, const char **error_r)
+{
+	srv->base = base;
+	srv->spool = spool_open(srv->cfg->state_dir, srv->base, error_r);
+	if (srv->spool == NULL)
+		return -1;
+	srv->ctl = ctl_server_new(srv, srv->cfg->control_socket, error_r);
+	if (srv->ctl == NULL)
+		return -1;
+	start_accepting(srv);
+	log_event(LOG_LEVEL_INFO, "server.start", "hostname=%s state_dir=%s",
+		  srv->cfg->hostname, srv->cfg->state_dir);
+	return 0;
+}
+
+/* same_string - both NULL or equal. */
+static bool same_string(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int server_reload(struct server *srv, char **message_r)
+{
+	char *errors = NULL;
+	const char *error = NULL;
+	struct config *cfg = config_load(srv->cfg->path, &errors);
+	if (cfg == NULL) {
+		*message_r = xasprintf("reload refused, the running configuration stays:\n%s",
+				       errors);
+		free(errors);
+		return -1;
+	}
+	/* These are opened once, as root, at start-up. */
+	if (strcmp(cfg->state_dir, srv->cfg->state_dir) != 0 ||
+	    strcmp(cfg->control_socket, srv->cfg->control_socket) != 0 ||
+	    !same_string(cfg->user, srv->cfg->user)) {
+		*message_r = xstrdup("reload refused: state_dir, control_socket and user change "
+				     "only with a restart");
+		config_unref(&cfg);
+		return -1;
+	}
+	struct server_listener *old = srv->listeners;
+	struct server_listener *fresh = bind_all(srv, cfg, &old, &error);
+	if (fresh == NULL) {
+		srv->listeners = old;
+		*message_r = xasprintf("reload refused, the running configuration stays: %s", error);
+		config_unref(&cfg);
+		return -1;
+	}
+	/* What is left in old is no longer configured. */
+	while (old != NULL) {
+		struct server_listener *n = old->next;
+		log_event(LOG_LEVEL_INFO, "server.unlisten", "address=%s", old->addr.text);
+		listener_close(old);
+		old = n;
+	}
+	srv->listeners = fresh;
+	config_unref(&srv->cfg);
+	srv->cfg = cfg;
+	start_accepting(srv);
+	log_event(LOG_LEVEL_INFO, "server.reload", "result=ok listeners=%zu", cfg->n_listeners);
+	*message_r = xstrdup("configuration reloaded");
+	return 0;
+}
+
+static void maybe_exit(struct server *srv)
+{
+	if (srv->stopping && srv->n_sessions == 0)
+		event_base_loopexit(srv->base, NULL);
+}
+
+static void grace_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	log_event(LOG_LEVEL_INFO, "server.grace_over", "sessions=%u", srv->n_sessions);
+	struct session *s = srv->sessions;
+	while (s != NULL) {
+		struct session *n = session_next(s);
+		session_shutdown(s, true);
+		s = n;
+	}
+	maybe_exit(srv);
+}
+
+void server_stop(struct server *srv)
+{
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	log_event(LOG_LEVEL_INFO, "server.stop", "sessions=%u grace=%us", srv->n_sessions,
+		  srv->cfg->shutdown_grace);
+	while (srv->listeners != NULL) {
+		struct server_listener *n = srv->listeners->next;
+		listener_close(srv->listeners);
+		srv->listeners = n;
+	}
+	struct session *s = srv->sessions;
+	while (s != NULL) {
+		struct session *n = session_next(s);
+		session_shutdown(s, false);
+		s = n;
+	}
+	struct timeval tv = {srv->cfg->shutdown_grace, 0};
+	srv->grace_timer = evtimer_new(srv->base, grace_over, srv);
+	evtimer_add(srv->grace_timer, &tv);
+	maybe_exit(srv);
+}
+
+void server_session_added(struct server *srv, struct session *s)
+{
+	srv->n_sessions++;
+	srv->total_sessions++;
+}
+
+void server_session_removed(struct server *srv, struct session *s)
+{
+	srv->n_sessions--;
+	maybe_exit(srv);
+}
+
+void server_free(struct server **srvp)
+{
+	struct server *srv = *srvp;
+	if (srv == NULL)
+		return;
+	*srvp = NULL;
+	while (srv->listeners != NULL) {
+		struct server_listener *n = srv->listeners->next;
+		listener_close(srv->listeners);
+		srv->listeners = n;
+	}
+	ctl_server_free(&srv->ctl);
+	spool_close(&srv->spool);
+	if (srv->grace_timer != NULL)
+		event_free(srv->grace_timer);
+	config_unref(&srv->cfg);
+	free(srv);
+}
