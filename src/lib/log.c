@@ -12,12 +12,14 @@
 static bool log_to_stderr = true;
 static enum log_level log_min = LOG_LEVEL_INFO;
 static const char *log_ident = "detour";
+static int log_pid; /* cached: the pid is in every line and never changes after detaching */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void log_open(const char *ident, bool to_stderr, enum log_level min_level)
 {
 	log_ident = ident;
+	log_pid = (int)getpid();
 	log_to_stderr = to_stderr;
 	log_min = min_level;
 	if (!to_stderr)
@@ -44,7 +46,7 @@ static void log_write(enum log_level level, const char *line, size_t len)
 	gmtime_r(&ts.tv_sec, &tm);
 	int n = snprintf(out, sizeof(out), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d]: %s %.*s\n",
 			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			 tm.tm_sec, ts.tv_nsec / 1000000, log_ident, (int)getpid(),
+			 tm.tm_sec, ts.tv_nsec / 1000000, log_ident, log_pid ? log_pid : (int)getpid(),
 			 level_names[level], (int)len, line);
 	if (n < 0)
 		return;

@@ -197,7 +197,12 @@ int main(int argc, char **argv)
 	if (pw != NULL && drop_privileges(pw) < 0)
 		return 1;
 	evthread_use_pthreads();
-	struct event_base *base = event_base_new();
+	/* The changelist folds the add/remove of a socket's write event around
+	 * every reply into at most one epoll_ctl per loop iteration. */
+	struct event_config *ecfg = event_config_new();
+	event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	struct event_base *base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
 	if (server_start(srv, base, &error) < 0) {
 		log_event(LOG_LEVEL_ERROR, "server.fatal", "error=\"%s\"", error);
 		fprintf(stderr, "detourd: %s\n", error);
