@@ -24,6 +24,7 @@ enum key_type {
 	KEY_HOSTNAME, /* a domain name */
 	KEY_USER,     /* an existing user */
 	KEY_DURATION,
+	KEY_MILLIS, /* a duration that may also be given in ms */
 	KEY_SIZE,
 	KEY_RATE,
 	KEY_BOOL,
@@ -83,6 +84,7 @@ static const struct key_def keys[] = {
 	{SEC_LIMITS, "auth_failures", KEY_RATE, C(auth_failures), 0, 0},
 	{SEC_LIMITS, "account_messages", KEY_RATE, C(account_messages), 0, 0},
 	{SEC_LIMITS, "account_recipients", KEY_RATE, C(account_recipients), 0, 0},
+	{SEC_LIMITS, "auth_failure_delay", KEY_MILLIS, C(auth_failure_delay_ms), 0, 60000},
 	{SEC_LIMITS, "command_timeout", KEY_DURATION, C(command_timeout), 1, 86400},
 	{SEC_LIMITS, "data_timeout", KEY_DURATION, C(data_timeout), 1, 86400},
 };
@@ -458,6 +460,25 @@ static void set_value(struct loader *ld, const struct key_def *k, void *base, co
 		}
 		return;
 	}
+	case KEY_MILLIS: {
+		unsigned v;
+		size_t len = strlen(value);
+		uint64_t ms;
+		if (len > 2 && strcmp(value + len - 2, "ms") == 0) {
+			if (parse_uint(value, len - 2, &ms) < 0)
+				ms = UINT64_MAX;
+		} else if (config_parse_duration(value, &v, &e) == 0) {
+			ms = (uint64_t)v * 1000;
+		} else {
+			ms = UINT64_MAX;
+		}
+		if (ms < k->min || ms > k->max)
+			load_error(ld, ld->line, "%s: '%s': expected a duration from %ums to %ums",
+				   k->name, value, k->min, k->max);
+		else
+			*(unsigned *)field = (unsigned)ms;
+		return;
+	}
 	case KEY_SIZE: {
 		uint64_t v;
 		if (config_parse_size(value, &v, &e) < 0)
@@ -776,6 +797,7 @@ static void config_defaults(struct config *c)
 	c->auth_failures = (struct config_rate){5, 600};
 	c->account_messages = (struct config_rate){500, 3600};
 	c->account_recipients = (struct config_rate){2000, 86400};
+	c->auth_failure_delay_ms = AUTH_FAILURE_DELAY_DEFAULT_MS;
 	c->command_timeout = SMTP_COMMAND_TIMEOUT_DEFAULT;
 	c->data_timeout = SMTP_DATA_TIMEOUT_DEFAULT;
 }

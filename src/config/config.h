@@ -103,6 +103,7 @@ struct config {
 	struct config_rate auth_failures;
 	struct config_rate account_messages;
 	struct config_rate account_recipients;
+	unsigned auth_failure_delay_ms; /* a failed AUTH is answered after this */
 	unsigned command_timeout; /* seconds */
 	unsigned data_timeout;	  /* seconds */
 };

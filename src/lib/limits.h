@@ -42,6 +42,14 @@
 
 /* RFC 5321 4.5.3.2.7: a server waits at least 5 minutes for a command. */
 #define SMTP_COMMAND_TIMEOUT_DEFAULT (5 * 60)
+/* A TLS handshake (implicit TLS or after STARTTLS) must finish in this
+ * many seconds. */
+#define TLS_HANDSHAKE_TIMEOUT 30
+/* A failed AUTH is answered after this many milliseconds by default
+ * ([limits] auth_failure_delay). */
+#define AUTH_FAILURE_DELAY_DEFAULT_MS 2000
+/* Threads that check passwords (yescrypt is slow on purpose). */
+#define AUTH_WORKERS 2
 /* Between two blocks of message data ([limits] data_timeout). */
 #define SMTP_DATA_TIMEOUT_DEFAULT (10 * 60)
 /* After SIGTERM, sessions still open after this many seconds get 421. */

@@ -41,12 +41,15 @@ static int qid_cmp(struct qid_value a, struct qid_value b)
 	return 0;
 }
 
-/* qid_succ - the value right after v, carrying the counter into the time. */
+/* qid_succ - the value right after v, carrying the counter into the time.
+ * At the very end of the id space (the year 2112, or a bogus id raised the
+ * floor there) it stays put rather than wrap to 0000...: a repeated id fails
+ * its commit visibly (a UNIQUE error), a wrapped one would break ordering. */
 static struct qid_value qid_succ(struct qid_value v)
 {
 	if (v.seq < QID_SEQ_MAX) {
 		v.seq++;
-	} else {
+	} else if (v.us < QID_US_MAX) {
 		v.seq = 0;
 		v.us++;
 	}

@@ -97,6 +97,7 @@ static void spool_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct spool *sp = arg;
 	uint64_t count;
+	(void)what;
 	/* Reset the eventfd first: results posted after this read wake us
 	 * again, so none can be missed. */
 	if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN) {
@@ -150,6 +151,15 @@ struct spool *spool_open(const char *state_dir, struct event_base *base, const c
 	/* SQLite replays a committed WAL, and ignores an uncommitted tail of
 	 * it, when the connection first reads the database. */
 	db_path = xasprintf("%s/queue.db", state_dir);
+	/* Mail is private: create the database 0600 ourselves (SQLite would
+	 * use 0644 minus the umask); its -wal and -shm files take its mode. */
+	int fd = open(db_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		close(fd);
+	} else if (errno != EEXIST) {
+		snprintf(open_error, sizeof(open_error), "%s: %s", db_path, strerror(errno));
+		goto fail;
+	}
 	sp->writer = writer_open(sp, db_path, &messages, open_error, sizeof(open_error));
 	if (sp->writer == NULL)
 		goto fail;
@@ -210,9 +220,18 @@ void spool_close(struct spool **spp)
 		/* The writer commits everything already handed over first. */
 		pthread_join(sp->thread, NULL);
 	}
+	sp->closed = true;
 	/* Their data is durable (or failed); give each waiting session its
-	 * answer now, since the loop will not hear from us again. */
-	spool_deliver(sp);
+	 * answer now, since the loop will not hear from us again. Jobs those
+	 * callbacks hand over are refused and answered here too. */
+	for (;;) {
+		pthread_mutex_lock(&sp->lock);
+		bool more = sp->done_head != NULL;
+		pthread_mutex_unlock(&sp->lock);
+		if (!more)
+			break;
+		spool_deliver(sp);
+	}
 	spool_free(sp);
 	*spp = NULL;
 }
@@ -401,10 +420,37 @@ static void msg_destroy(struct spool_msg *m)
 	free(m);
 }
 
+/* spool_refuse - a job handed over while spool_close runs the last
+ * callbacks (a session answered by one of them went on to its next,
+ * pipelined message): the writer is gone, so it fails with SPOOL_TEMPFAIL
+ * (the client retries later), through its callback like any result. */
+static void spool_refuse(struct spool *sp, struct spool_job *job)
+{
+	job->result = SPOOL_TEMPFAIL;
+	if (job->kind == SPOOL_JOB_COMMIT) {
+		struct spool_msg *m = (struct spool_msg *)job;
+		log_event(LOG_LEVEL_WARN, "queue.error", "qid=%s step=closing result=tempfail",
+			  m->env.qid);
+		spool_msg_release_body(m);
+		atomic_fetch_sub(&sp->pending, 1);
+	}
+	pthread_mutex_lock(&sp->lock);
+	if (sp->done_tail != NULL)
+		sp->done_tail->next = job;
+	else
+		sp->done_head = job;
+	sp->done_tail = job;
+	pthread_mutex_unlock(&sp->lock);
+}
+
 /* spool_enqueue - hand a job to the writer thread. */
 static void spool_enqueue(struct spool *sp, struct spool_job *job)
 {
 	job->next = NULL;
+	if (sp->closed) {
+		spool_refuse(sp, job);
+		return;
+	}
 	pthread_mutex_lock(&sp->lock);
 	if (sp->queue_tail != NULL)
 		sp->queue_tail->next = job;

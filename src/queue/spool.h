@@ -69,9 +69,13 @@ struct spool_envelope {
  */
 struct spool *spool_open(const char *state_dir, struct event_base *base, const char **error_r);
 
-/* spool_close - finish every commit already handed over (their callbacks
- * still run if the loop runs; otherwise they are dropped after the data is
- * durable), stop the writer, close the database. Sets *sp to NULL. */
+/* spool_close - finish every commit and operation already handed over,
+ * stop the writer, close the database. Callbacks that have not run yet (and
+ * were not cancelled) run from inside spool_close, on the calling loop
+ * thread, once their data is durable: every callback runs exactly once.
+ * A commit or operation handed over by one of those callbacks fails with
+ * SPOOL_TEMPFAIL (its callback runs too). Not from inside a spool callback.
+ * Sets *sp to NULL; NULL is fine. */
 void spool_close(struct spool **sp);
 
 /* spool_msg_new - start a message: assigns its queue id. */

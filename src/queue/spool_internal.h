@@ -109,6 +109,7 @@ struct spool {
 	struct spool_job *done_head;	 /* lock: finished, callbacks not yet run */
 	struct spool_job *done_tail;	 /* lock */
 	bool stopping;			 /* lock: spool_close was called */
+	bool closed;			 /* loop: the writer has exited */
 
 	struct spool_writer *writer; /* writer (created at open, before the thread) */
 

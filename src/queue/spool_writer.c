@@ -81,11 +81,55 @@ struct writer_err {
 	char text[200];
 };
 
+/* errno_is_full - errors that mean "no room": the 452 4.3.1 case. EFBIG
+ * (a file size limit) and EDQUOT are full disks from the message's point of
+ * view too. */
+static bool errno_is_full(int err)
+{
+	return err == ENOSPC || err == EDQUOT || err == EFBIG;
+}
+
+/* file_last_errno - the errno of the last failed system call on one of
+ * SQLite's files (the unix VFS keeps it per file), 0 if none. */
+static int file_last_errno(sqlite3_file *f)
+{
+	int err = 0;
+	if (f == NULL || f->pMethods == NULL ||
+	    f->pMethods->xFileControl(f, SQLITE_FCNTL_LAST_ERRNO, &err) != SQLITE_OK)
+		return 0;
+	return err;
+}
+
+/* writer_sys_errno - the errno behind an I/O error. sqlite3_system_errno
+ * alone is not enough: the unix VFS reports the thread's errno at the time
+ * the error is recorded, and SQLite's own cleanup after a failed WAL write
+ * has overwritten it by then. The WAL and database files keep the errno of
+ * their last failed call, which is what tells EFBIG or EDQUOT (452) from
+ * EIO (451); SQLITE_FULL already covers plain ENOSPC. */
+static int writer_sys_errno(struct spool_writer *w, int code)
+{
+	int err = sqlite3_system_errno(w->db);
+	if ((code & 0xff) != SQLITE_IOERR || errno_is_full(err))
+		return err;
+	sqlite3_file *f = NULL;
+	if (sqlite3_file_control(w->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) == SQLITE_OK) {
+		int wal = file_last_errno(f);
+		if (wal != 0)
+			return wal;
+	}
+	if (sqlite3_file_control(w->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK) {
+		int db = file_last_errno(f);
+		if (db != 0)
+			return db;
+	}
+	return err;
+}
+
 /* writer_err_db - record the connection's last error. */
 static void writer_err_db(struct spool_writer *w, struct writer_err *e, int code, const char *step)
 {
 	e->code = code;
-	e->sys_errno = sqlite3_system_errno(w->db);
+	e->sys_errno = writer_sys_errno(w, code);
 	e->step = step;
 	str_copy(e->text, sqlite3_errmsg(w->db), sizeof(e->text));
 }
@@ -97,14 +141,6 @@ static void writer_err_sys(struct writer_err *e, int err, const char *step, cons
 	e->sys_errno = err;
 	e->step = step;
 	snprintf(e->text, sizeof(e->text), "%s: %s", what, strerror(err));
-}
-
-/* errno_is_full - errors that mean "no room": the 452 4.3.1 case. EFBIG
- * (a file size limit) and EDQUOT are full disks from the message's point of
- * view too. */
-static bool errno_is_full(int err)
-{
-	return err == ENOSPC || err == EDQUOT || err == EFBIG;
 }
 
 /* writer_err_result - SQLITE_FULL, or an I/O error caused by a full disk, is
@@ -445,6 +481,8 @@ out:;
 static int writer_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
 	struct spool_writer *w = arg;
+	(void)db;
+	(void)name;
 	w->wal_pages = pages;
 	return SQLITE_OK;
 }

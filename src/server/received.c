@@ -34,12 +34,16 @@ size_t received_format(const struct received_info *ri, char *out, size_t size)
 	char tls[160] = "";
 	if (ri->tls != NULL)
 		snprintf(tls, sizeof(tls), "\r\n\t(using %s)", ri->tls);
+	char auth[300] = "";
+	if (ri->account != NULL)
+		snprintf(auth, sizeof(auth), "\r\n\t(authenticated as %s)", ri->account);
 	char rcpt[300] = "";
 	if (ri->for_rcpt != NULL)
 		snprintf(rcpt, sizeof(rcpt), "\r\n\tfor <%s>", ri->for_rcpt);
 
-	int n = snprintf(out, size, "Received: from %s ([%s])\r\n\tby %s (detour) with %s id %s%s%s;\r\n\t%s\r\n",
-			 ri->helo, addr, ri->hostname, received_protocol(ri), ri->qid, tls, rcpt,
+	int n = snprintf(out, size,
+			 "Received: from %s ([%s])\r\n\tby %s (detour) with %s id %s%s%s%s;\r\n\t%s\r\n",
+			 ri->helo, addr, ri->hostname, received_protocol(ri), ri->qid, tls, auth, rcpt,
 			 date);
 	if (n < 0 || (size_t)n >= size)
 		return 0;

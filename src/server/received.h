@@ -21,6 +21,7 @@ struct received_info {
 	const char *hostname;	 /* ours */
 	const char *qid;
 	const char *tls;	 /* "TLSv1.3 with cipher X", NULL if plaintext */
+	const char *account;	 /* authenticated account, NULL if none */
 	bool esmtp;		 /* EHLO, not HELO */
 	bool authenticated;
 	bool smtputf8;

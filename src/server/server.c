@@ -14,10 +14,13 @@
 
 #include "config/config.h"
 #include "ctl/ctl_server.h"
+#include "lib/limits.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "lib/workers.h"
 #include "queue/spool.h"
 #include "server/session.h"
+#include "server/tls.h"
 
 /* One bound socket: an address of a [listener NAME] section. */
 struct server_listener {
@@ -184,18 +187,38 @@ static void start_accepting(struct server *srv)
 	}
 }
 
+/* tls_for - the TLS context cfg needs: NULL with *ctx_r NULL when no
+ * listener uses TLS, -1 when the certificate or key cannot be used. */
+static int tls_for(const struct config *cfg, SSL_CTX **ctx_r, const char **error_r)
+{
+	*ctx_r = NULL;
+	for (size_t i = 0; i < cfg->n_listeners; i++) {
+		if (cfg->listeners[i].tls == LISTENER_TLS_NONE)
+			continue;
+		*ctx_r = tls_server_ctx_new(cfg->certificate, cfg->private_key, error_r);
+		return *ctx_r ? 0 : -1;
+	}
+	return 0;
+}
+
 struct server *server_new(struct config *cfg, const char **error_r)
 {
 	struct server *srv = xcalloc(1, sizeof(*srv));
 	srv->cfg = config_ref(cfg);
 	srv->started = time(NULL);
+	/* The key is read now, as root, like the ports are bound. */
+	if (tls_for(cfg, &srv->tls_ctx, error_r) < 0)
+		goto fail;
 	srv->listeners = bind_all(srv, cfg, NULL, error_r);
-	if (srv->listeners == NULL) {
-		config_unref(&srv->cfg);
-		free(srv);
-		return NULL;
-	}
+	if (srv->listeners == NULL)
+		goto fail;
 	return srv;
+fail:
+	if (srv->tls_ctx != NULL)
+		SSL_CTX_free(srv->tls_ctx);
+	config_unref(&srv->cfg);
+	free(srv);
+	return NULL;
 }
 
 int server_start(struct server *srv, struct event_base *base, const char **error_r)
@@ -207,6 +230,7 @@ int server_start(struct server *srv, struct event_base *base, const char **error
 	srv->ctl = ctl_server_new(srv, srv->cfg->control_socket, error_r);
 	if (srv->ctl == NULL)
 		return -1;
+	srv->workers = workers_new(base, AUTH_WORKERS);
 	start_accepting(srv);
 	log_event(LOG_LEVEL_INFO, "server.start", "hostname=%s state_dir=%s",
 		  srv->cfg->hostname, srv->cfg->state_dir);
@@ -239,14 +263,27 @@ int server_reload(struct server *srv, char **message_r)
 		config_unref(&cfg);
 		return -1;
 	}
+	/* A new certificate is read on every reload (renewals need no
+	 * restart); sessions already in TLS keep the context they began with. */
+	SSL_CTX *tls_ctx;
+	if (tls_for(cfg, &tls_ctx, &error) < 0) {
+		*message_r = xasprintf("reload refused, the running configuration stays: %s", error);
+		config_unref(&cfg);
+		return -1;
+	}
 	struct server_listener *old = srv->listeners;
 	struct server_listener *fresh = bind_all(srv, cfg, &old, &error);
 	if (fresh == NULL) {
 		srv->listeners = old;
 		*message_r = xasprintf("reload refused, the running configuration stays: %s", error);
+		if (tls_ctx != NULL)
+			SSL_CTX_free(tls_ctx);
 		config_unref(&cfg);
 		return -1;
 	}
+	if (srv->tls_ctx != NULL)
+		SSL_CTX_free(srv->tls_ctx);
+	srv->tls_ctx = tls_ctx;
 	/* What is left in old is no longer configured. */
 	while (old != NULL) {
 		struct server_listener *n = old->next;
@@ -330,7 +367,10 @@ void server_free(struct server **srvp)
 		srv->listeners = n;
 	}
 	ctl_server_free(&srv->ctl);
+	workers_free(&srv->workers);
 	spool_close(&srv->spool);
+	if (srv->tls_ctx != NULL)
+		SSL_CTX_free(srv->tls_ctx);
 	if (srv->grace_timer != NULL)
 		event_free(srv->grace_timer);
 	config_unref(&srv->cfg);

@@ -21,6 +21,8 @@ struct config;
 struct config_listener;
 struct event_base;
 struct spool;
+struct ssl_ctx_st;
+struct workers;
 struct session;
 struct server_listener;
 
@@ -31,6 +33,8 @@ struct server {
 	struct server_listener *listeners; /* linked list of bound sockets */
 	struct session *sessions;	   /* doubly linked list of live sessions */
 	struct ctl_server *ctl;
+	struct ssl_ctx_st *tls_ctx; /* NULL when no listener uses TLS */
+	struct workers *workers;    /* password checks */
 	struct event *grace_timer;
 	unsigned n_sessions;
 	uint64_t next_session_id;

@@ -6,9 +6,11 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,15 +23,19 @@
 #include "lib/limits.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "lib/workers.h"
 #include "queue/spool.h"
+#include "server/auth_check.h"
 #include "server/policy.h"
 #include "server/received.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "smtp/smtp_addr.h"
 #include "smtp/smtp_cmd.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_params.h"
 #include "smtp/smtp_reply.h"
+#include "smtp/smtp_sasl.h"
 
 enum session_state {
 	SESSION_STATE_GREETED, /* banner sent, no EHLO or HELO yet */
@@ -39,11 +45,16 @@ enum session_state {
 	SESSION_STATE_DATA,    /* reading message data after 354 */
 	SESSION_STATE_BDAT,    /* reading the octets of a BDAT chunk */
 	SESSION_STATE_COMMIT,  /* waiting for the spool to make the message durable */
+	SESSION_STATE_AUTH,    /* waiting for a password check, or its failure delay */
+	SESSION_STATE_TLS,     /* TLS handshake in progress */
 	SESSION_STATE_CLOSING, /* the last reply is being flushed */
 };
 
-static const char *const state_names[] = {"greeted", "ready", "mail", "rcpt",
-					  "data",    "bdat",  "commit", "closing"};
+static const char *const state_names[] = {"greeted", "ready", "mail", "rcpt", "data",
+					  "bdat",    "commit", "auth", "tls", "closing"};
+
+/* Where an AUTH exchange stands between two lines from the client. */
+enum auth_step { AUTH_STEP_NONE, AUTH_STEP_PLAIN, AUTH_STEP_LOGIN_USER, AUTH_STEP_LOGIN_PASS };
 
 /* Why a message in DATA or BDAT is refused; checked at its end. */
 enum refusal { REFUSE_NONE, REFUSE_TOO_BIG, REFUSE_STORAGE, REFUSE_LOOP, REFUSE_SEQUENCE };
@@ -67,7 +78,21 @@ struct session {
 	bool output_full;   /* paused until the client reads its replies */
 	bool shutting_down; /* close at the next command boundary */
 	char helo[SMTP_HELO_MAX + 1];
-	const char *account; /* authenticated account (TLS/AUTH issue) */
+
+	/* TLS: active after the handshake of implicit TLS or STARTTLS. */
+	bool tls_active;
+	char tls_desc[160];  /* for Received: "TLSv1.3 with cipher ..." */
+	char tls_short[96];  /* for the envelope */
+
+	/* AUTH (RFC 4954) */
+	char *account;	     /* authenticated account, NULL until AUTH succeeds */
+	char **senders;	     /* further sender patterns the account may use */
+	size_t n_senders;
+	enum auth_step auth_step;
+	const char *auth_mechanism;
+	struct sasl_credentials *login; /* AUTH LOGIN: user name until the password */
+	struct auth_check *auth_job;	/* in flight on a worker */
+	struct event *auth_delay;	/* failure answered after a pause */
 	unsigned errors;
 	unsigned messages;
 	const char *close_reason;
@@ -168,7 +193,8 @@ static void set_timeouts(struct session *s)
 {
 	unsigned secs = (s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT)
 				? s->cfg->data_timeout
-				: s->cfg->command_timeout;
+			: s->state == SESSION_STATE_TLS ? TLS_HANDSHAKE_TIMEOUT
+							: s->cfg->command_timeout;
 	struct timeval rtv = {secs, 0}, wtv = {s->cfg->command_timeout, 0};
 	bufferevent_set_timeouts(s->bev, &rtv, &wtv);
 }
@@ -180,8 +206,10 @@ static void set_state(struct session *s, enum session_state next)
 		return;
 	log_event(LOG_LEVEL_DEBUG, "smtp.state", "session=%llu from=%s to=%s",
 		  (unsigned long long)s->id, state_names[s->state], state_names[next]);
-	bool data_before = s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT;
-	bool data_after = next == SESSION_STATE_DATA || next == SESSION_STATE_BDAT;
+	bool data_before = s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT ||
+			   s->state == SESSION_STATE_TLS;
+	bool data_after = next == SESSION_STATE_DATA || next == SESSION_STATE_BDAT ||
+			  next == SESSION_STATE_TLS;
 	s->state = next;
 	if (data_before != data_after && next != SESSION_STATE_CLOSING)
 		set_timeouts(s);
@@ -214,6 +242,22 @@ static void policy_client_of(const struct session *s, struct policy_client *pc)
 	pc->trusted = s->trusted;
 	pc->auth = s->listener->auth;
 	pc->account = s->account;
+	pc->senders = (const char *const *)s->senders;
+	pc->n_senders = s->n_senders;
+}
+
+/* auth_offered - is AUTH advertised now? RFC 4954 14 and SPEC: plaintext
+ * passwords only over TLS, unless the listener explicitly allows it. */
+static bool auth_offered(const struct session *s)
+{
+	return s->listener->auth != LISTENER_AUTH_OFF && s->account == NULL &&
+	       (s->tls_active || s->listener->plaintext_auth);
+}
+
+static bool starttls_offered(const struct session *s)
+{
+	return s->listener->tls == LISTENER_TLS_STARTTLS && !s->tls_active &&
+	       s->srv->tls_ctx != NULL;
 }
 
 /* extensions - what EHLO advertised on this session (none after HELO). */
@@ -221,8 +265,9 @@ static unsigned extensions(const struct session *s)
 {
 	if (!s->esmtp)
 		return 0;
+	/* RFC 4954 5: AUTH= on MAIL is accepted where AUTH is offered. */
 	return SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_SMTPUTF8 | SMTP_EXT_DSN |
-	       SMTP_EXT_CHUNKING;
+	       SMTP_EXT_CHUNKING | (s->listener->auth != LISTENER_AUTH_OFF ? SMTP_EXT_AUTH : 0);
 }
 
 /* ---- commands ------------------------------------------------------------- */
@@ -259,9 +304,13 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *cmd)
 	}
 	char size[48];
 	snprintf(size, sizeof(size), "SIZE %llu", (unsigned long long)s->cfg->max_message_size);
-	const char *lines[] = {s->cfg->hostname, "PIPELINING", size, "8BITMIME", "SMTPUTF8",
-			       "ENHANCEDSTATUSCODES", "CHUNKING", "DSN"};
-	size_t n = ARRAY_SIZE(lines);
+	const char *lines[12] = {s->cfg->hostname, "PIPELINING", size, "8BITMIME", "SMTPUTF8",
+				 "ENHANCEDSTATUSCODES", "CHUNKING", "DSN"};
+	size_t n = 8;
+	if (starttls_offered(s))
+		lines[n++] = "STARTTLS";
+	if (auth_offered(s))
+		lines[n++] = "AUTH PLAIN LOGIN";
 	for (size_t i = 0; i < n; i++)
 		reply_raw(s, 250, "", lines[i], i + 1 < n);
 }
@@ -329,6 +378,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 	env->helo = xstrdup(s->helo);
 	env->listener = xstrdup(s->listener->name);
 	env->account = s->account ? xstrdup(s->account) : NULL;
+	env->tls = s->tls_active ? xstrdup(s->tls_short) : NULL;
 	set_state(s, SESSION_STATE_MAIL);
 	reply_id(s, SMTP_R_MAIL_OK);
 }
@@ -397,7 +447,8 @@ static void message_begin(struct session *s, enum smtp_data_mode mode)
 		.client_addr = s->client_addr,
 		.hostname = s->cfg->hostname,
 		.qid = env->qid,
-		.tls = NULL,
+		.tls = s->tls_active ? s->tls_desc : NULL,
+		.account = s->account,
 		.esmtp = s->esmtp,
 		.authenticated = s->account != NULL,
 		.smtputf8 = s->mail.smtputf8,
@@ -553,14 +604,273 @@ static void cmd_help(struct session *s, const struct smtp_cmd *cmd)
 	reply_id(s, SMTP_R_HELP);
 }
 
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
 static void cmd_starttls(struct session *s, const struct smtp_cmd *cmd)
 {
-	reject(s, "STARTTLS", SMTP_R_TLS_NOT_OFFERED, NULL);
+	if (s->tls_active) {
+		reject(s, "STARTTLS", SMTP_R_TLS_ALREADY, NULL);
+		return;
+	}
+	if (!starttls_offered(s)) {
+		reject(s, "STARTTLS", SMTP_R_TLS_NOT_OFFERED, NULL);
+		return;
+	}
+	if (cmd->arg_len > 0) {
+		reject(s, "STARTTLS", SMTP_R_NO_ARGS, NULL);
+		return;
+	}
+	if (in_transaction(s)) {
+		reject(s, "STARTTLS", SMTP_R_TLS_IN_TRANSACTION, NULL);
+		return;
+	}
+	SSL *ssl = SSL_new(s->srv->tls_ctx);
+	if (ssl == NULL) {
+		log_event(LOG_LEVEL_WARN, "smtp.tls_error", "session=%llu error=\"%s\"",
+			  (unsigned long long)s->id, tls_last_error(0));
+		reject(s, "STARTTLS", SMTP_R_TLS_UNAVAILABLE, NULL);
+		return;
+	}
+	reply_id(s, SMTP_R_STARTTLS_GO);
+	/* CVE-2011-0411: whatever the client sent after STARTTLS travelled in
+	 * plaintext and may come from an attacker in the middle, so it is
+	 * thrown away, never read as commands inside TLS. */
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t injected = evbuffer_get_length(in);
+	if (injected > 0) {
+		evbuffer_drain(in, injected);
+		log_event(LOG_LEVEL_WARN, "smtp.starttls_discarded",
+			  "session=%llu client=%s bytes=%zu", (unsigned long long)s->id,
+			  s->client_addr, injected);
+	}
+	s->skip_line = false;
+	/* The 220 is already in the plain connection's output, so it goes out
+	 * before the first byte of the handshake. */
+	bufferevent_set_timeouts(s->bev, NULL, NULL);
+	struct bufferevent *tls = bufferevent_openssl_filter_new(
+		s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	s->bev = tls;
+	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGHWATER);
+	bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUTPUT_HIGHWATER / 2, 0);
+	/* RFC 3207 4.2: the client starts over with EHLO; nothing it said in
+	 * plaintext counts any more. */
+	transaction_reset(s);
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	set_state(s, SESSION_STATE_TLS);
+	set_timeouts(s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* tls_established - the handshake is done (implicit TLS or STARTTLS). */
+static void tls_established(struct session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+	s->tls_active = true;
+	tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
+	tls_short(ssl, s->tls_short, sizeof(s->tls_short));
+	log_event(LOG_LEVEL_INFO, "smtp.tls", "session=%llu client=%s listener=%s tls=\"%s\"",
+		  (unsigned long long)s->id, s->client_addr, s->listener->name, s->tls_desc);
+	set_state(s, SESSION_STATE_GREETED);
+	set_timeouts(s);
+}
+
+/* ---- AUTH (RFC 4954) ------------------------------------------------------ */
+
+static void auth_finish(struct session *s);
+
+static void auth_log(struct session *s, const char *result, const char *user, const char *reason)
+{
+	struct logline l;
+	logline_init(&l, "smtp.auth");
+	logline_int(&l, "session", (long long)s->id);
+	logline_str(&l, "client", s->client_addr);
+	logline_str(&l, "listener", s->listener->name);
+	logline_str(&l, "mechanism", s->auth_mechanism ? s->auth_mechanism : "-");
+	/* Only a user name that looks like an address: people type passwords
+	 * into the user field, and those must never reach the log. */
+	struct smtp_addr a;
+	if (user != NULL && smtp_addr_parse_mailbox(user, strlen(user), SMTP_ADDR_ALLOW_UTF8, &a) ==
+				    SMTP_ADDR_OK)
+		logline_str(&l, "account", user);
+	else if (user != NULL)
+		logline_str(&l, "account", "(not an address)");
+	logline_str(&l, "result", result);
+	if (reason != NULL)
+		logline_str(&l, "reason", reason);
+	logline_emit(&l, LOG_LEVEL_INFO);
+}
+
+/* auth_abort - end the exchange with a reply; nothing is remembered. */
+static void auth_abort(struct session *s, enum smtp_reply_id id, const char *why)
+{
+	if (s->login != NULL) {
+		explicit_bzero(s->login, sizeof(*s->login));
+		free(s->login);
+		s->login = NULL;
+	}
+	s->auth_step = AUTH_STEP_NONE;
+	auth_log(s, "error", NULL, why);
+	reject(s, "AUTH", id, NULL);
+}
+
+static void auth_done(void *arg);
+
+/* auth_verify - hand the credentials to a worker; the session waits. */
+static void auth_verify(struct session *s, struct sasl_credentials *cred)
+{
+	s->auth_step = AUTH_STEP_NONE;
+	s->auth_job = auth_check_new(s->cfg->state_dir, cred, s->auth_mechanism);
+	explicit_bzero(cred, sizeof(*cred));
+	s->auth_job->session = s;
+	set_state(s, SESSION_STATE_AUTH);
+	workers_submit(s->srv->workers, auth_check_run, auth_done, s->auth_job);
+}
+
+/* auth_response - one line of an AUTH exchange (without CRLF). */
+static void auth_response(struct session *s, const char *line, size_t len)
+{
+	struct sasl_credentials cred;
+	enum sasl_result r;
+	if (s->auth_step == AUTH_STEP_PLAIN) {
+		r = sasl_plain_decode(line, len, &cred);
+	} else if (s->auth_step == AUTH_STEP_LOGIN_USER) {
+		r = sasl_login_decode(line, len, s->login->user, sizeof(s->login->user));
+		if (r == SASL_OK) {
+			s->auth_step = AUTH_STEP_LOGIN_PASS;
+			/* base64 of "Password:" */
+			replyf(s, 334, "", "UGFzc3dvcmQ6");
+			return;
+		}
+	} else {
+		r = sasl_login_decode(line, len, s->login->password, sizeof(s->login->password));
+		if (r == SASL_OK) {
+			cred = *s->login;
+			explicit_bzero(s->login, sizeof(*s->login));
+			free(s->login);
+			s->login = NULL;
+		}
+	}
+	switch (r) {
+	case SASL_OK:
+		auth_verify(s, &cred);
+		return;
+	case SASL_CANCELLED:
+		auth_abort(s, SMTP_R_AUTH_CANCELLED, "cancelled");
+		return;
+	case SASL_BAD_BASE64:
+		auth_abort(s, SMTP_R_AUTH_BAD_BASE64, "bad base64");
+		return;
+	case SASL_MALFORMED:
+		auth_abort(s, SMTP_R_AUTH_BAD_BASE64, "malformed response");
+		return;
+	}
 }
 
 static void cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 {
-	reject(s, "AUTH", SMTP_R_AUTH_NOT_OFFERED, NULL);
+	if (s->state == SESSION_STATE_GREETED) {
+		reject(s, "AUTH", SMTP_R_NEED_HELO, NULL);
+		return;
+	}
+	if (s->listener->auth == LISTENER_AUTH_OFF || !s->esmtp) {
+		reject(s, "AUTH", SMTP_R_AUTH_NOT_OFFERED, NULL);
+		return;
+	}
+	if (s->account != NULL) {
+		reject(s, "AUTH", SMTP_R_AUTH_ALREADY, NULL);
+		return;
+	}
+	if (in_transaction(s)) {
+		reject(s, "AUTH", SMTP_R_AUTH_IN_TRANSACTION, NULL);
+		return;
+	}
+	if (!s->tls_active && !s->listener->plaintext_auth) {
+		reject(s, "AUTH", SMTP_R_AUTH_NEEDS_TLS, NULL);
+		return;
+	}
+	const char *mech = cmd->arg, *end = cmd->arg + cmd->arg_len;
+	const char *sp = memchr(mech, ' ', cmd->arg_len);
+	size_t mech_len = sp ? (size_t)(sp - mech) : cmd->arg_len;
+	const char *ir = sp ? sp + 1 : NULL;
+	size_t ir_len = sp ? (size_t)(end - ir) : 0;
+	if (mem_ieq(mech, mech_len, "PLAIN")) {
+		s->auth_mechanism = "PLAIN";
+		s->auth_step = AUTH_STEP_PLAIN;
+		if (ir == NULL) {
+			reply_raw(s, 334, "", "", false);
+			return;
+		}
+		auth_response(s, ir, ir_len);
+	} else if (mem_ieq(mech, mech_len, "LOGIN")) {
+		s->auth_mechanism = "LOGIN";
+		s->login = xcalloc(1, sizeof(*s->login));
+		s->auth_step = AUTH_STEP_LOGIN_USER;
+		if (ir == NULL) {
+			/* base64 of "Username:" */
+			replyf(s, 334, "", "VXNlcm5hbWU6");
+			return;
+		}
+		auth_response(s, ir, ir_len);
+	} else {
+		s->auth_mechanism = NULL;
+		reject(s, "AUTH", SMTP_R_AUTH_UNKNOWN_MECH, NULL);
+	}
+}
+
+static void auth_delay_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	event_free(s->auth_delay);
+	s->auth_delay = NULL;
+	reject(s, "AUTH", SMTP_R_AUTH_FAILED, NULL);
+	auth_finish(s);
+}
+
+/* auth_done - the worker's verdict, back on the loop thread. */
+static void auth_done(void *arg)
+{
+	struct auth_check *job = arg;
+	struct session *s = job->session;
+	if (s == NULL) { /* the client left meanwhile */
+		auth_check_free(&job);
+		return;
+	}
+	s->auth_job = NULL;
+	if (job->result == AUTH_CHECK_OK) {
+		s->account = xstrdup(job->account);
+		s->senders = auth_check_take_senders(job, &s->n_senders);
+		auth_log(s, "ok", job->account, NULL);
+		reply_id(s, SMTP_R_AUTH_OK);
+		auth_check_free(&job);
+		auth_finish(s);
+		return;
+	}
+	if (job->result == AUTH_CHECK_UNAVAILABLE) {
+		auth_log(s, "tempfail", job->cred.user, job->reason);
+		reply_id(s, SMTP_R_AUTH_UNAVAILABLE);
+		auth_check_free(&job);
+		auth_finish(s);
+		return;
+	}
+	auth_log(s, "fail", job->cred.user, job->reason);
+	auth_check_free(&job);
+	/* A failure is answered late: it slows down password guessing. */
+	unsigned ms = s->cfg->auth_failure_delay_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	s->auth_delay = evtimer_new(s->srv->base, auth_delay_over, s);
+	evtimer_add(s->auth_delay, &tv);
+}
+
+/* auth_finish - the exchange is over: go on with the client's commands. */
+static void auth_finish(struct session *s)
+{
+	set_state(s, SESSION_STATE_READY);
+	session_process(s);
 }
 
 static void cmd_http(struct session *s, const struct smtp_cmd *cmd)
@@ -599,8 +909,8 @@ static const struct command commands[] = {
 	{SMTP_VERB_VRFY, cmd_vrfy, 0},
 	{SMTP_VERB_EXPN, cmd_expn, 0},
 	{SMTP_VERB_HELP, cmd_help, 0},
-	{SMTP_VERB_STARTTLS, cmd_starttls, CMD_LAST_IN_GROUP},
-	{SMTP_VERB_AUTH, cmd_auth, CMD_LAST_IN_GROUP},
+	{SMTP_VERB_STARTTLS, cmd_starttls, 0}, /* pipelined input is discarded */
+	{SMTP_VERB_AUTH, cmd_auth, 0},
 	{SMTP_VERB_HTTP, cmd_http, 0},
 	{SMTP_VERB_UNKNOWN, cmd_unknown, 0},
 };
@@ -834,17 +1144,27 @@ static bool skip_rest_of_line(struct session *s, struct evbuffer *in)
 static bool read_command(struct session *s, struct evbuffer *in)
 {
 	size_t avail = evbuffer_get_length(in);
-	size_t max = SMTP_CMDLINE_MAX;
+	/* RFC 4954 4: AUTH commands and responses may be up to 12288 octets. */
+	bool auth_line = s->auth_step != AUTH_STEP_NONE;
+	if (!auth_line) {
+		size_t head_len = avail < 5 ? avail : 5;
+		const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)head_len);
+		auth_line = mem_istarts(head, head_len, "AUTH ");
+	}
+	size_t max = auth_line ? SMTP_AUTHLINE_MAX : SMTP_CMDLINE_MAX;
 	size_t look = avail < max ? avail : max;
 	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
 	size_t line_len, used;
-	char line[SMTP_CMDLINE_MAX];
+	char line[SMTP_AUTHLINE_MAX];
 
 	switch (smtp_line_scan(buf, look, max, &line_len, &used)) {
 	case SMTP_LINE_PARTIAL:
 		return false;
 	case SMTP_LINE_TOO_LONG:
-		reject(s, "LINE", SMTP_R_LINE_TOO_LONG, NULL);
+		if (s->auth_step != AUTH_STEP_NONE)
+			auth_abort(s, SMTP_R_LINE_TOO_LONG, "line too long");
+		else
+			reject(s, "LINE", SMTP_R_LINE_TOO_LONG, NULL);
 		s->skip_line = true;
 		return true;
 	case SMTP_LINE_BARE_LF:
@@ -864,7 +1184,12 @@ static bool read_command(struct session *s, struct evbuffer *in)
 	}
 	memcpy(line, buf, line_len);
 	evbuffer_drain(in, used);
-	dispatch(s, line, line_len, evbuffer_get_length(in) > 0);
+	if (s->auth_step != AUTH_STEP_NONE)
+		auth_response(s, line, line_len);
+	else
+		dispatch(s, line, line_len, evbuffer_get_length(in) > 0);
+	/* The line may have held a password. */
+	explicit_bzero(line, line_len);
 	return true;
 }
 
@@ -876,7 +1201,8 @@ static void session_process(struct session *s)
 	struct evbuffer *out = bufferevent_get_output(s->bev);
 
 	for (;;) {
-		if (s->state == SESSION_STATE_CLOSING || s->state == SESSION_STATE_COMMIT)
+		if (s->state == SESSION_STATE_CLOSING || s->state == SESSION_STATE_COMMIT ||
+		    s->state == SESSION_STATE_AUTH || s->state == SESSION_STATE_TLS)
 			return;
 		if (s->errors >= SMTP_ERRORS_MAX) {
 			reply_id(s, SMTP_R_TOO_MANY_ERRORS);
@@ -935,7 +1261,27 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
+	if ((what & BEV_EVENT_CONNECTED) && s->state == SESSION_STATE_TLS) {
+		tls_established(s);
+		session_process(s);
+		return;
+	}
+	if ((what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) && s->state == SESSION_STATE_TLS) {
+		unsigned long err = bufferevent_get_openssl_error(bev);
+		log_event(LOG_LEVEL_INFO, "smtp.tls_error", "session=%llu client=%s error=\"%s\"",
+			  (unsigned long long)s->id, s->client_addr,
+			  err ? tls_last_error(err) : "connection lost during the handshake");
+		s->close_reason = "tls-handshake";
+		session_free(s);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
+		if (s->state == SESSION_STATE_TLS) {
+			/* No reply: there is no channel to send it on. */
+			s->close_reason = "tls-timeout";
+			session_free(s);
+			return;
+		}
 		if (s->state == SESSION_STATE_CLOSING) {
 			session_free(s);
 			return;
@@ -992,6 +1338,18 @@ static void session_free(struct session *s)
 
 	if (s->pending != NULL)
 		spool_cancel(s->srv->spool, s->pending);
+	if (s->auth_job != NULL)
+		s->auth_job->session = NULL; /* the worker's result is dropped */
+	if (s->auth_delay != NULL)
+		event_free(s->auth_delay);
+	if (s->login != NULL) {
+		explicit_bzero(s->login, sizeof(*s->login));
+		free(s->login);
+	}
+	free(s->account);
+	for (size_t i = 0; i < s->n_senders; i++)
+		free(s->senders[i]);
+	free(s->senders);
 	free(s->pending_log);
 	transaction_reset(s);
 	if (s->prev != NULL)
@@ -1016,7 +1374,7 @@ void session_shutdown(struct session *s, bool force)
 	if (s->state == SESSION_STATE_CLOSING)
 		return;
 	s->shutting_down = true;
-	if (force && s->state != SESSION_STATE_COMMIT) {
+	if (force && s->state != SESSION_STATE_COMMIT && s->state != SESSION_STATE_AUTH) {
 		/* A message being committed gets its answer first: the spool
 		 * is flushed before the process exits. */
 		reply_id(s, SMTP_R_SHUTDOWN);
@@ -1055,11 +1413,28 @@ void session_start(struct server *srv, const struct config_listener *listener, i
 	/* Replies are small and latency-bound: never wait for a delayed ACK. */
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (listener->tls == LISTENER_TLS_IMPLICIT) {
+		/* RFC 8314 3.3: TLS from the first byte; the greeting is written
+		 * now and goes out once the handshake is done. */
+		SSL *ssl = srv->tls_ctx ? SSL_new(srv->tls_ctx) : NULL;
+		if (ssl == NULL) {
+			log_event(LOG_LEVEL_WARN, "smtp.tls_error", "listener=%s error=\"%s\"",
+				  listener->name, tls_last_error(0));
+			close(fd);
+			config_unref(&s->cfg);
+			free(s);
+			return;
+		}
+		s->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+							BEV_OPT_CLOSE_ON_FREE);
+		bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+	} else {
+		s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGHWATER);
 	bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUTPUT_HIGHWATER / 2, 0);
-	s->state = SESSION_STATE_GREETED;
+	s->state = listener->tls == LISTENER_TLS_IMPLICIT ? SESSION_STATE_TLS : SESSION_STATE_GREETED;
 	set_timeouts(s);
 	s->next = srv->sessions;
 	if (s->next != NULL)

@@ -422,7 +422,7 @@ static void addr_reset(struct smtp_addr *a)
 /* finish - apply limits and the UTF-8 rule to a syntactically valid mailbox
  * s[0..len) and fill in the result. */
 static enum smtp_addr_result finish(const struct scan *sc, const char *s, size_t len,
-				    unsigned flags, struct smtp_addr *a)
+                                    unsigned flags, struct smtp_addr *a)
 {
 	a->has_utf8 = sc->utf8;
 	/* RFC 5321 4.5.3.1.1-3 */
@@ -466,7 +466,7 @@ static enum smtp_addr_result null_path(unsigned flags, struct smtp_addr *a)
 }
 
 enum smtp_addr_result smtp_addr_parse_path(const char *s, size_t len, unsigned flags,
-					   struct smtp_addr *addr_r, size_t *consumed_r)
+                                           struct smtp_addr *addr_r, size_t *consumed_r)
 {
 	struct scan sc = {.s = (const unsigned char *)s, .len = len};
 	enum smtp_addr_result r;
@@ -512,7 +512,7 @@ enum smtp_addr_result smtp_addr_parse_path(const char *s, size_t len, unsigned f
 }
 
 enum smtp_addr_result smtp_addr_parse_mailbox(const char *s, size_t len, unsigned flags,
-					      struct smtp_addr *addr_r)
+                                              struct smtp_addr *addr_r)
 {
 	struct scan sc = {.s = (const unsigned char *)s, .len = len};
 

@@ -16,7 +16,7 @@
  * with a 500, and a fixed order keeps the answer deterministic.
  */
 enum smtp_line_result smtp_line_scan(const char *buf, size_t len, size_t max, size_t *line_len_r,
-				     size_t *consumed_r)
+                                     size_t *consumed_r)
 {
 	assert(max >= 2);
 	size_t window = len < max ? len : max;
@@ -51,20 +51,18 @@ struct verb_row {
 /* RFC 5321 4.1 and the extensions detour offers (RFC 3030 BDAT, RFC 3207
  * STARTTLS, RFC 4954 AUTH). Matching is on the whole first word. */
 static const struct verb_row verbs[] = {
-	{"HELO", SMTP_VERB_HELO},	{"EHLO", SMTP_VERB_EHLO},
-	{"MAIL", SMTP_VERB_MAIL},	{"RCPT", SMTP_VERB_RCPT},
-	{"DATA", SMTP_VERB_DATA},	{"BDAT", SMTP_VERB_BDAT},
-	{"RSET", SMTP_VERB_RSET},	{"NOOP", SMTP_VERB_NOOP},
-	{"QUIT", SMTP_VERB_QUIT},	{"VRFY", SMTP_VERB_VRFY},
-	{"EXPN", SMTP_VERB_EXPN},	{"HELP", SMTP_VERB_HELP},
-	{"STARTTLS", SMTP_VERB_STARTTLS}, {"AUTH", SMTP_VERB_AUTH},
+    {"HELO", SMTP_VERB_HELO},         {"EHLO", SMTP_VERB_EHLO}, {"MAIL", SMTP_VERB_MAIL},
+    {"RCPT", SMTP_VERB_RCPT},         {"DATA", SMTP_VERB_DATA}, {"BDAT", SMTP_VERB_BDAT},
+    {"RSET", SMTP_VERB_RSET},         {"NOOP", SMTP_VERB_NOOP}, {"QUIT", SMTP_VERB_QUIT},
+    {"VRFY", SMTP_VERB_VRFY},         {"EXPN", SMTP_VERB_EXPN}, {"HELP", SMTP_VERB_HELP},
+    {"STARTTLS", SMTP_VERB_STARTTLS}, {"AUTH", SMTP_VERB_AUTH},
 };
 
 /* Methods of HTTP (RFC 9110 9.3, RFC 5789): a browser or a cross-protocol
  * attack talking to an SMTP port. Only recognised when followed by SP, as a
  * request line is. */
 static const char *const http_methods[] = {
-	"GET", "POST", "HEAD", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    "GET", "POST", "HEAD", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 };
 
 /* trim_trailing_sp - length of s[0..len) without trailing spaces. */

@@ -20,8 +20,8 @@
 enum data_state {
 	ST_LINE_START, /* after CR LF, or at the start of DATA */
 	ST_TEXT,       /* inside a line */
-	ST_CR,	       /* inside a line, a CR held back until the next octet */
-	ST_DOT,	       /* a '.' at line start was taken (and dropped) */
+	ST_CR,         /* inside a line, a CR held back until the next octet */
+	ST_DOT,        /* a '.' at line start was taken (and dropped) */
 	ST_DOT_CR,     /* "." CR at line start: one LF from the end */
 	ST_DONE,       /* the end was found; nothing more may be fed */
 };
@@ -61,7 +61,7 @@ static size_t scan_run(const unsigned char *p, size_t n)
 }
 
 enum smtp_data_result smtp_data_feed(struct smtp_data *d, const char *in, size_t len, char *out,
-				     size_t *out_len_r, size_t *consumed_r)
+                                     size_t *out_len_r, size_t *consumed_r)
 {
 	const unsigned char *p = (const unsigned char *)in;
 	const unsigned char *end = p + len;
@@ -98,7 +98,8 @@ enum smtp_data_result smtp_data_feed(struct smtp_data *d, const char *in, size_t
 				if (c == '\r') {
 					state = ST_CR;
 				} else {
-					errors |= c == '\n' ? SMTP_DATA_ERR_BARE_LF : SMTP_DATA_ERR_NUL;
+					errors |=
+					    c == '\n' ? SMTP_DATA_ERR_BARE_LF : SMTP_DATA_ERR_NUL;
 					*o++ = (char)c;
 				}
 			}

@@ -35,15 +35,18 @@ struct key_row {
 
 /* RFC 1870, RFC 6152, RFC 6531 3.4, RFC 3461 4.3-4.4, RFC 4954 5 */
 static const struct key_row mail_keys[] = {
-	{"SIZE", KEY_SIZE, SMTP_EXT_SIZE},	 {"BODY", KEY_BODY, SMTP_EXT_8BITMIME},
-	{"SMTPUTF8", KEY_SMTPUTF8, SMTP_EXT_SMTPUTF8}, {"RET", KEY_RET, SMTP_EXT_DSN},
-	{"ENVID", KEY_ENVID, SMTP_EXT_DSN},	 {"AUTH", KEY_AUTH, SMTP_EXT_AUTH},
+    {"SIZE", KEY_SIZE, SMTP_EXT_SIZE},
+    {"BODY", KEY_BODY, SMTP_EXT_8BITMIME},
+    {"SMTPUTF8", KEY_SMTPUTF8, SMTP_EXT_SMTPUTF8},
+    {"RET", KEY_RET, SMTP_EXT_DSN},
+    {"ENVID", KEY_ENVID, SMTP_EXT_DSN},
+    {"AUTH", KEY_AUTH, SMTP_EXT_AUTH},
 };
 
 /* RFC 3461 4.1-4.2 */
 static const struct key_row rcpt_keys[] = {
-	{"NOTIFY", KEY_NOTIFY, SMTP_EXT_DSN},
-	{"ORCPT", KEY_ORCPT, SMTP_EXT_DSN},
+    {"NOTIFY", KEY_NOTIFY, SMTP_EXT_DSN},
+    {"ORCPT", KEY_ORCPT, SMTP_EXT_DSN},
 };
 
 /* One "KEYWORD[=VALUE]" split out of the parameter list. */
@@ -176,7 +179,7 @@ int smtp_xtext_decode(const char *s, size_t len, char *out, size_t size)
 			    !is_hex_upper((unsigned char)s[i + 2]))
 				goto bad;
 			c = (unsigned char)(hex_value((unsigned char)s[i + 1]) << 4 |
-					    hex_value((unsigned char)s[i + 2]));
+			                    hex_value((unsigned char)s[i + 2]));
 			i += 2;
 			if (c < 32 || c == 127)
 				goto bad;
@@ -282,14 +285,14 @@ static bool parse_orcpt(const char *s, size_t len, char *out, size_t size)
 		return false;
 	memcpy(out, s, type_len + 1);
 	return smtp_xtext_decode(semi + 1, len - type_len - 1, out + type_len + 1,
-				 size - type_len - 1) >= 0;
+	                         size - type_len - 1) >= 0;
 }
 
 /* check_key - the common checks before a value is looked at: known,
  * advertised, not seen before. */
 static int check_key(const struct key_row *rows, size_t n, const struct param *p,
-		     unsigned extensions, unsigned *seen, const struct key_row **row_r,
-		     enum smtp_reply_id *error_r)
+                     unsigned extensions, unsigned *seen, const struct key_row **row_r,
+                     enum smtp_reply_id *error_r)
 {
 	if (!param_syntax(p)) {
 		*error_r = SMTP_R_PARAM_SYNTAX;
@@ -311,7 +314,7 @@ static int check_key(const struct key_row *rows, size_t n, const struct param *p
 
 /* mail_value - interpret one MAIL parameter whose keyword passed. */
 static int mail_value(enum param_key key, const struct param *p, struct smtp_mail_params *m,
-		      enum smtp_reply_id *error_r)
+                      enum smtp_reply_id *error_r)
 {
 	const char *v = p->value;
 	size_t vl = p->value_len;
@@ -354,8 +357,7 @@ static int mail_value(enum param_key key, const struct param *p, struct smtp_mai
 		return 0;
 	case KEY_ENVID:
 		/* RFC 3461 4.4: 100 characters, counted as xtext. */
-		if (vl > SMTP_ENVID_MAX ||
-		    smtp_xtext_decode(v, vl, m->envid, sizeof(m->envid)) < 0)
+		if (vl > SMTP_ENVID_MAX || smtp_xtext_decode(v, vl, m->envid, sizeof(m->envid)) < 0)
 			return -1;
 		return 0;
 	case KEY_AUTH:
@@ -371,7 +373,7 @@ static int mail_value(enum param_key key, const struct param *p, struct smtp_mai
 }
 
 int smtp_params_parse_mail(const char *s, size_t len, unsigned extensions,
-			   struct smtp_mail_params *params_r, enum smtp_reply_id *error_r)
+                           struct smtp_mail_params *params_r, enum smtp_reply_id *error_r)
 {
 	size_t pos = 0;
 	unsigned seen = 0;
@@ -386,7 +388,7 @@ int smtp_params_parse_mail(const char *s, size_t len, unsigned extensions,
 			goto bad;
 		}
 		if (check_key(mail_keys, ARRAY_SIZE(mail_keys), &p, extensions, &seen, &row,
-			      error_r) < 0)
+		              error_r) < 0)
 			goto bad;
 		if (mail_value(row->key, &p, params_r, error_r) < 0)
 			goto bad;
@@ -399,7 +401,7 @@ bad:
 }
 
 int smtp_params_parse_rcpt(const char *s, size_t len, unsigned extensions,
-			   struct smtp_rcpt_params *params_r, enum smtp_reply_id *error_r)
+                           struct smtp_rcpt_params *params_r, enum smtp_reply_id *error_r)
 {
 	size_t pos = 0;
 	unsigned seen = 0;
@@ -414,7 +416,7 @@ int smtp_params_parse_rcpt(const char *s, size_t len, unsigned extensions,
 			goto bad;
 		}
 		if (check_key(rcpt_keys, ARRAY_SIZE(rcpt_keys), &p, extensions, &seen, &row,
-			      error_r) < 0)
+		              error_r) < 0)
 			goto bad;
 		*error_r = SMTP_R_PARAM_SYNTAX;
 		if (p.value == NULL)
@@ -423,7 +425,7 @@ int smtp_params_parse_rcpt(const char *s, size_t len, unsigned extensions,
 			if (!parse_notify(p.value, p.value_len, &params_r->notify))
 				goto bad;
 		} else if (!parse_orcpt(p.value, p.value_len, params_r->orcpt,
-					sizeof(params_r->orcpt))) {
+		                        sizeof(params_r->orcpt))) {
 			goto bad;
 		}
 	}

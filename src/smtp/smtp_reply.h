@@ -80,6 +80,7 @@
 	X(NULL_SENDER_DENIED, 553, "5.7.1", "The null sender is reserved for trusted clients")     \
 	X(TLS_NOT_OFFERED, 502, "5.5.1", "STARTTLS is not available here")                         \
 	X(TLS_ALREADY, 503, "5.5.1", "TLS is already active")                                      \
+	X(TLS_IN_TRANSACTION, 503, "5.5.1", "STARTTLS is not allowed during a mail transaction")   \
 	X(TLS_UNAVAILABLE, 454, "4.7.0", "TLS not available due to temporary reason")              \
 	X(RATE_LIMITED, 450, "4.7.1", "Sending rate limit reached; try again later")               \
 	X(TOO_MANY_CONNECTIONS, 421, "4.7.0", "Too many connections; try again later")

@@ -26,40 +26,40 @@ struct scan_case {
 };
 
 static const struct scan_case scan_cases[] = {
-	{S("EHLO x\r\n"), 512, SMTP_LINE_OK, 6, 8},
-	{S("\r\n"), 512, SMTP_LINE_OK, 0, 2},
-	{S("QUIT\r\nNOOP\r\n"), 512, SMTP_LINE_OK, 4, 6}, /* only the first line */
-	{S(""), 512, SMTP_LINE_PARTIAL, 0, 0},
-	{S("EHLO x"), 512, SMTP_LINE_PARTIAL, 0, 0},
-	{S("EHLO x\r"), 512, SMTP_LINE_PARTIAL, 0, 0},
-	{S("\r"), 512, SMTP_LINE_PARTIAL, 0, 0},
-	/* bare LF: the line ends at that LF and is consumed through it */
-	{S("EHLO x\n"), 512, SMTP_LINE_BARE_LF, 6, 7},
-	{S("\n"), 512, SMTP_LINE_BARE_LF, 0, 1},
-	{S("\nQUIT\r\n"), 512, SMTP_LINE_BARE_LF, 0, 1},
-	{S("a\rb\n"), 512, SMTP_LINE_BARE_LF, 3, 4}, /* first LF decides */
-	{S("a\nb\r\n"), 512, SMTP_LINE_BARE_LF, 1, 2},
-	{S("a\0b\n"), 512, SMTP_LINE_BARE_LF, 3, 4},
-	/* bare CR inside a CRLF line */
-	{S("a\rb\r\n"), 512, SMTP_LINE_BARE_CR, 3, 5},
-	{S("a\r\r\n"), 512, SMTP_LINE_BARE_CR, 2, 4},
-	{S("\r\r\n"), 512, SMTP_LINE_BARE_CR, 1, 3},
-	{S("\rQUIT\r\nNOOP\r\n"), 512, SMTP_LINE_BARE_CR, 5, 7},
-	/* NUL */
-	{S("a\0b\r\n"), 512, SMTP_LINE_NUL, 3, 5},
-	{S("\0\r\n"), 512, SMTP_LINE_NUL, 1, 3},
-	/* precedence: bare CR before NUL, whatever the order in the line */
-	{S("a\0\rb\r\n"), 512, SMTP_LINE_BARE_CR, 4, 6},
-	{S("a\rb\0\r\n"), 512, SMTP_LINE_BARE_CR, 4, 6},
-	/* limits with a small max: 8 octets + CRLF = 10 is the longest line */
-	{S("12345678\r\n"), 10, SMTP_LINE_OK, 8, 10},
-	{S("123456789\r\n"), 10, SMTP_LINE_TOO_LONG, 0, 0},
-	{S("123456789\r"), 10, SMTP_LINE_TOO_LONG, 0, 0},
-	{S("123456789"), 10, SMTP_LINE_PARTIAL, 0, 0},
-	{S("1234567890"), 10, SMTP_LINE_TOO_LONG, 0, 0},
-	{S("12345678901234\n"), 10, SMTP_LINE_TOO_LONG, 0, 0},
-	{S("123456789\n"), 10, SMTP_LINE_BARE_LF, 9, 10},
-	{S("1234567\r\n"), 10, SMTP_LINE_OK, 7, 9},
+    {S("EHLO x\r\n"), 512, SMTP_LINE_OK, 6, 8},
+    {S("\r\n"), 512, SMTP_LINE_OK, 0, 2},
+    {S("QUIT\r\nNOOP\r\n"), 512, SMTP_LINE_OK, 4, 6}, /* only the first line */
+    {S(""), 512, SMTP_LINE_PARTIAL, 0, 0},
+    {S("EHLO x"), 512, SMTP_LINE_PARTIAL, 0, 0},
+    {S("EHLO x\r"), 512, SMTP_LINE_PARTIAL, 0, 0},
+    {S("\r"), 512, SMTP_LINE_PARTIAL, 0, 0},
+    /* bare LF: the line ends at that LF and is consumed through it */
+    {S("EHLO x\n"), 512, SMTP_LINE_BARE_LF, 6, 7},
+    {S("\n"), 512, SMTP_LINE_BARE_LF, 0, 1},
+    {S("\nQUIT\r\n"), 512, SMTP_LINE_BARE_LF, 0, 1},
+    {S("a\rb\n"), 512, SMTP_LINE_BARE_LF, 3, 4}, /* first LF decides */
+    {S("a\nb\r\n"), 512, SMTP_LINE_BARE_LF, 1, 2},
+    {S("a\0b\n"), 512, SMTP_LINE_BARE_LF, 3, 4},
+    /* bare CR inside a CRLF line */
+    {S("a\rb\r\n"), 512, SMTP_LINE_BARE_CR, 3, 5},
+    {S("a\r\r\n"), 512, SMTP_LINE_BARE_CR, 2, 4},
+    {S("\r\r\n"), 512, SMTP_LINE_BARE_CR, 1, 3},
+    {S("\rQUIT\r\nNOOP\r\n"), 512, SMTP_LINE_BARE_CR, 5, 7},
+    /* NUL */
+    {S("a\0b\r\n"), 512, SMTP_LINE_NUL, 3, 5},
+    {S("\0\r\n"), 512, SMTP_LINE_NUL, 1, 3},
+    /* precedence: bare CR before NUL, whatever the order in the line */
+    {S("a\0\rb\r\n"), 512, SMTP_LINE_BARE_CR, 4, 6},
+    {S("a\rb\0\r\n"), 512, SMTP_LINE_BARE_CR, 4, 6},
+    /* limits with a small max: 8 octets + CRLF = 10 is the longest line */
+    {S("12345678\r\n"), 10, SMTP_LINE_OK, 8, 10},
+    {S("123456789\r\n"), 10, SMTP_LINE_TOO_LONG, 0, 0},
+    {S("123456789\r"), 10, SMTP_LINE_TOO_LONG, 0, 0},
+    {S("123456789"), 10, SMTP_LINE_PARTIAL, 0, 0},
+    {S("1234567890"), 10, SMTP_LINE_TOO_LONG, 0, 0},
+    {S("12345678901234\n"), 10, SMTP_LINE_TOO_LONG, 0, 0},
+    {S("123456789\n"), 10, SMTP_LINE_BARE_LF, 9, 10},
+    {S("1234567\r\n"), 10, SMTP_LINE_OK, 7, 9},
 };
 
 static void test_line_scan_table(void **state)
@@ -77,7 +77,7 @@ static void test_line_scan_table(void **state)
 		if (r != SMTP_LINE_PARTIAL && r != SMTP_LINE_TOO_LONG) {
 			if (line_len != c->line_len || consumed != c->consumed)
 				fail_msg("case %zu: line_len %zu consumed %zu, want %zu %zu", i,
-					 line_len, consumed, c->line_len, c->consumed);
+				         line_len, consumed, c->line_len, c->consumed);
 		} else {
 			assert_int_equal(consumed, 9999); /* nothing consumed */
 		}
@@ -110,8 +110,7 @@ static void test_line_scan_limits(void **state)
 	assert_int_equal(scan_limit(SMTP_CMDLINE_MAX - 1, SMTP_CMDLINE_MAX), SMTP_LINE_TOO_LONG);
 	/* RFC 4954 4: 12288 for AUTH exchanges */
 	assert_int_equal(scan_limit(SMTP_AUTHLINE_MAX - 2, SMTP_AUTHLINE_MAX), SMTP_LINE_OK);
-	assert_int_equal(scan_limit(SMTP_AUTHLINE_MAX - 1, SMTP_AUTHLINE_MAX),
-			 SMTP_LINE_TOO_LONG);
+	assert_int_equal(scan_limit(SMTP_AUTHLINE_MAX - 1, SMTP_AUTHLINE_MAX), SMTP_LINE_TOO_LONG);
 	assert_int_equal(scan_limit(SMTP_AUTHLINE_MAX - 1, SMTP_CMDLINE_MAX), SMTP_LINE_TOO_LONG);
 	assert_int_equal(scan_limit(0, 2), SMTP_LINE_OK);
 	assert_int_equal(scan_limit(1, 2), SMTP_LINE_TOO_LONG);
@@ -127,12 +126,12 @@ static void test_line_scan_partial_until_max(void **state)
 	memset(buf, 'a', sizeof(buf));
 	for (size_t n = 0; n < SMTP_CMDLINE_MAX; n++)
 		assert_int_equal(smtp_line_scan(buf, n, SMTP_CMDLINE_MAX, &line_len, &consumed),
-				 SMTP_LINE_PARTIAL);
-	assert_int_equal(smtp_line_scan(buf, SMTP_CMDLINE_MAX, SMTP_CMDLINE_MAX, &line_len,
-					&consumed),
-			 SMTP_LINE_TOO_LONG);
+		                 SMTP_LINE_PARTIAL);
+	assert_int_equal(
+	    smtp_line_scan(buf, SMTP_CMDLINE_MAX, SMTP_CMDLINE_MAX, &line_len, &consumed),
+	    SMTP_LINE_TOO_LONG);
 	assert_int_equal(smtp_line_scan(buf, sizeof(buf), SMTP_CMDLINE_MAX, &line_len, &consumed),
-			 SMTP_LINE_TOO_LONG);
+	                 SMTP_LINE_TOO_LONG);
 }
 
 /*
@@ -153,7 +152,8 @@ static void reader_drain(struct reader *rd, size_t max)
 {
 	while (!rd->stopped) {
 		size_t line_len = 0, consumed = 0;
-		enum smtp_line_result r = smtp_line_scan(rd->buf, rd->have, max, &line_len, &consumed);
+		enum smtp_line_result r =
+		    smtp_line_scan(rd->buf, rd->have, max, &line_len, &consumed);
 		if (r == SMTP_LINE_PARTIAL)
 			return;
 		int n = snprintf(rd->log + rd->log_len, sizeof(rd->log) - rd->log_len, "%d:", r);
@@ -187,11 +187,11 @@ static const struct {
 	size_t len;
 	size_t max;
 } streams[] = {
-	{S("EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"), 512},
-	{S("A\nB\r\nC\rD\r\nE\0F\r\n\r\n\n\r\r\nG\r\n"), 512},
-	{S("\r\n\r\n\r\r\n\n\n\r\n"), 512},
-	{S("12345678\r\n123\r\n1234567\n12345678\r\n123456789\r\nX\r\n"), 10},
-	{S("ok\r\n\r\r\r\n\0\0\r\nend\r\npartial"), 512},
+    {S("EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"), 512},
+    {S("A\nB\r\nC\rD\r\nE\0F\r\n\r\n\n\r\r\nG\r\n"), 512},
+    {S("\r\n\r\n\r\r\n\n\n\r\n"), 512},
+    {S("12345678\r\n123\r\n1234567\n12345678\r\n123456789\r\nX\r\n"), 10},
+    {S("ok\r\n\r\r\r\n\0\0\r\nend\r\npartial"), 512},
 };
 
 static void test_line_scan_trickle(void **state)
@@ -209,8 +209,7 @@ static void test_line_scan_trickle(void **state)
 		for (size_t cut = 0; cut <= streams[i].len; cut++) {
 			struct reader *two = calloc(1, sizeof(*two));
 			reader_feed(two, streams[i].in, cut, streams[i].max);
-			reader_feed(two, streams[i].in + cut, streams[i].len - cut,
-				    streams[i].max);
+			reader_feed(two, streams[i].in + cut, streams[i].len - cut, streams[i].max);
 			assert_int_equal(whole->log_len, two->log_len);
 			assert_memory_equal(whole->log, two->log, whole->log_len);
 			free(two);
@@ -229,7 +228,7 @@ static void test_line_scan_stream_log(void **state)
 	reader_feed(rd, streams[1].in, streams[1].len, streams[1].max);
 	char want[128];
 	int n = snprintf(want, sizeof(want), "%d:A|%d:B|%d:C\rD|%d:E", SMTP_LINE_BARE_LF,
-			 SMTP_LINE_OK, SMTP_LINE_BARE_CR, SMTP_LINE_NUL);
+	                 SMTP_LINE_OK, SMTP_LINE_BARE_CR, SMTP_LINE_NUL);
 	assert_memory_equal(rd->log, want, (size_t)n);
 	assert_int_equal(rd->log[n], '\0');
 	assert_int_equal(rd->log[n + 1], 'F');
@@ -244,70 +243,70 @@ struct parse_case {
 };
 
 static const struct parse_case parse_cases[] = {
-	{"EHLO example.org", SMTP_VERB_EHLO, "example.org", 0},
-	{"ehlo example.org", SMTP_VERB_EHLO, "example.org", 0},
-	{"HeLo example.org", SMTP_VERB_HELO, "example.org", 0},
-	{"EHLO", SMTP_VERB_EHLO, "", 0},
-	{"EHLO ", SMTP_VERB_EHLO, "", 0},
-	{"EHLO   ", SMTP_VERB_EHLO, "", 0},
-	{"EHLO x   ", SMTP_VERB_EHLO, "x", 0},
-	{"EHLO  x", SMTP_VERB_EHLO, " x", 0}, /* only one SP belongs to the verb */
-	{"EHLOX", SMTP_VERB_UNKNOWN, "", 0},
-	{"EHLO\tx", SMTP_VERB_UNKNOWN, "", 0},
-	{"MAIL FROM:<a@b>", SMTP_VERB_MAIL, "<a@b>", 0},
-	{"mail from:<a@b>", SMTP_VERB_MAIL, "<a@b>", 0},
-	{"Mail From:<a@b> SIZE=10  ", SMTP_VERB_MAIL, "<a@b> SIZE=10", 0},
-	{"MAIL FROM: <a@b>", SMTP_VERB_MAIL, " <a@b>", 0},
-	{"MAIL FROM:", SMTP_VERB_MAIL, "", 0},
-	{"MAIL FROM:<>", SMTP_VERB_MAIL, "<>", 0},
-	{"MAIL TO:<x>", SMTP_VERB_MAIL, "TO:<x>", 1},
-	{"MAIL", SMTP_VERB_MAIL, "", 1},
-	{"MAIL ", SMTP_VERB_MAIL, "", 1},
-	{"MAIL FROM :<a@b>", SMTP_VERB_MAIL, "FROM :<a@b>", 1},
-	{"MAIL FROM", SMTP_VERB_MAIL, "FROM", 1},
-	{"MAIL  FROM:<a@b>", SMTP_VERB_MAIL, " FROM:<a@b>", 1},
-	{"MAILFROM:<a@b>", SMTP_VERB_UNKNOWN, "", 0},
-	{"RCPT TO:<a@b>", SMTP_VERB_RCPT, "<a@b>", 0},
-	{"rcpt to:<a@b> NOTIFY=NEVER", SMTP_VERB_RCPT, "<a@b> NOTIFY=NEVER", 0},
-	{"RCPT TO:", SMTP_VERB_RCPT, "", 0},
-	{"RCPT FROM:<a@b>", SMTP_VERB_RCPT, "FROM:<a@b>", 1},
-	{"RCPT", SMTP_VERB_RCPT, "", 1},
-	{"RCPT T0:<a@b>", SMTP_VERB_RCPT, "T0:<a@b>", 1},
-	{"DATA", SMTP_VERB_DATA, "", 0},
-	{"data", SMTP_VERB_DATA, "", 0},
-	{"DATA x", SMTP_VERB_DATA, "x", 0},
-	{"BDAT 100 LAST", SMTP_VERB_BDAT, "100 LAST", 0},
-	{"RSET", SMTP_VERB_RSET, "", 0},
-	{"NOOP hello there", SMTP_VERB_NOOP, "hello there", 0},
-	{"QUIT", SMTP_VERB_QUIT, "", 0},
-	{"VRFY user", SMTP_VERB_VRFY, "user", 0},
-	{"EXPN list", SMTP_VERB_EXPN, "list", 0},
-	{"HELP", SMTP_VERB_HELP, "", 0},
-	{"STARTTLS", SMTP_VERB_STARTTLS, "", 0},
-	{"StartTLS", SMTP_VERB_STARTTLS, "", 0},
-	{"AUTH PLAIN AGEAYg==", SMTP_VERB_AUTH, "PLAIN AGEAYg==", 0},
-	{"GET / HTTP/1.1", SMTP_VERB_HTTP, "/ HTTP/1.1", 0},
-	{"POST /form HTTP/1.0", SMTP_VERB_HTTP, "/form HTTP/1.0", 0},
-	{"HEAD / HTTP/1.1", SMTP_VERB_HTTP, "/ HTTP/1.1", 0},
-	{"PUT /x HTTP/1.1", SMTP_VERB_HTTP, "/x HTTP/1.1", 0},
-	{"DELETE /x HTTP/1.1", SMTP_VERB_HTTP, "/x HTTP/1.1", 0},
-	{"CONNECT relay:25 HTTP/1.1", SMTP_VERB_HTTP, "relay:25 HTTP/1.1", 0},
-	{"OPTIONS * HTTP/1.1", SMTP_VERB_HTTP, "* HTTP/1.1", 0},
-	{"TRACE / HTTP/1.1", SMTP_VERB_HTTP, "/ HTTP/1.1", 0},
-	{"PATCH / HTTP/1.1", SMTP_VERB_HTTP, "/ HTTP/1.1", 0},
-	{"get / HTTP/1.1", SMTP_VERB_HTTP, "/ HTTP/1.1", 0},
-	{"GET ", SMTP_VERB_HTTP, "", 0},
-	{"GET", SMTP_VERB_UNKNOWN, "", 0},
-	{"POST", SMTP_VERB_UNKNOWN, "", 0},
-	{"GETX /", SMTP_VERB_UNKNOWN, "/", 0},
-	{"", SMTP_VERB_UNKNOWN, "", 0},
-	{" ", SMTP_VERB_UNKNOWN, "", 0},
-	{" EHLO x", SMTP_VERB_UNKNOWN, "EHLO x", 0},
-	{"XYZZY", SMTP_VERB_UNKNOWN, "", 0},
-	{"XYZZY plugh", SMTP_VERB_UNKNOWN, "plugh", 0},
-	{"HEL", SMTP_VERB_UNKNOWN, "", 0},
-	{"HELOO x", SMTP_VERB_UNKNOWN, "x", 0},
-	{"STARTTLSX", SMTP_VERB_UNKNOWN, "", 0},
+    {"EHLO example.org", SMTP_VERB_EHLO, "example.org", 0},
+    {"ehlo example.org", SMTP_VERB_EHLO, "example.org", 0},
+    {"HeLo example.org", SMTP_VERB_HELO, "example.org", 0},
+    {"EHLO", SMTP_VERB_EHLO, "", 0},
+    {"EHLO ", SMTP_VERB_EHLO, "", 0},
+    {"EHLO   ", SMTP_VERB_EHLO, "", 0},
+    {"EHLO x   ", SMTP_VERB_EHLO, "x", 0},
+    {"EHLO  x", SMTP_VERB_EHLO, " x", 0}, /* only one SP belongs to the verb */
+    {"EHLOX", SMTP_VERB_UNKNOWN, "", 0},
+    {"EHLO\tx", SMTP_VERB_UNKNOWN, "", 0},
+    {"MAIL FROM:<a@b>", SMTP_VERB_MAIL, "<a@b>", 0},
+    {"mail from:<a@b>", SMTP_VERB_MAIL, "<a@b>", 0},
+    {"Mail From:<a@b> SIZE=10  ", SMTP_VERB_MAIL, "<a@b> SIZE=10", 0},
+    {"MAIL FROM: <a@b>", SMTP_VERB_MAIL, " <a@b>", 0},
+    {"MAIL FROM:", SMTP_VERB_MAIL, "", 0},
+    {"MAIL FROM:<>", SMTP_VERB_MAIL, "<>", 0},
+    {"MAIL TO:<x>", SMTP_VERB_MAIL, "TO:<x>", 1},
+    {"MAIL", SMTP_VERB_MAIL, "", 1},
+    {"MAIL ", SMTP_VERB_MAIL, "", 1},
+    {"MAIL FROM :<a@b>", SMTP_VERB_MAIL, "FROM :<a@b>", 1},
+    {"MAIL FROM", SMTP_VERB_MAIL, "FROM", 1},
+    {"MAIL  FROM:<a@b>", SMTP_VERB_MAIL, " FROM:<a@b>", 1},
+    {"MAILFROM:<a@b>", SMTP_VERB_UNKNOWN, "", 0},
+    {"RCPT TO:<a@b>", SMTP_VERB_RCPT, "<a@b>", 0},
+    {"rcpt to:<a@b> NOTIFY=NEVER", SMTP_VERB_RCPT, "<a@b> NOTIFY=NEVER", 0},
+    {"RCPT TO:", SMTP_VERB_RCPT, "", 0},
+    {"RCPT FROM:<a@b>", SMTP_VERB_RCPT, "FROM:<a@b>", 1},
+    {"RCPT", SMTP_VERB_RCPT, "", 1},
+    {"RCPT T0:<a@b>", SMTP_VERB_RCPT, "T0:<a@b>", 1},
+    {"DATA", SMTP_VERB_DATA, "", 0},
+    {"data", SMTP_VERB_DATA, "", 0},
+    {"DATA x", SMTP_VERB_DATA, "x", 0},
+    {"BDAT 100 LAST", SMTP_VERB_BDAT, "100 LAST", 0},
+    {"RSET", SMTP_VERB_RSET, "", 0},
+    {"NOOP hello there", SMTP_VERB_NOOP, "hello there", 0},
+    {"QUIT", SMTP_VERB_QUIT, "", 0},
+    {"VRFY user", SMTP_VERB_VRFY, "user", 0},
+    {"EXPN list", SMTP_VERB_EXPN, "list", 0},
+    {"HELP", SMTP_VERB_HELP, "", 0},
+    {"STARTTLS", SMTP_VERB_STARTTLS, "", 0},
+    {"StartTLS", SMTP_VERB_STARTTLS, "", 0},
+    {"AUTH PLAIN AGEAYg==", SMTP_VERB_AUTH, "PLAIN AGEAYg==", 0},
+    {"GET / HTTP/1.1", SMTP_VERB_HTTP, "/ HTTP/1.1", 0},
+    {"POST /form HTTP/1.0", SMTP_VERB_HTTP, "/form HTTP/1.0", 0},
+    {"HEAD / HTTP/1.1", SMTP_VERB_HTTP, "/ HTTP/1.1", 0},
+    {"PUT /x HTTP/1.1", SMTP_VERB_HTTP, "/x HTTP/1.1", 0},
+    {"DELETE /x HTTP/1.1", SMTP_VERB_HTTP, "/x HTTP/1.1", 0},
+    {"CONNECT relay:25 HTTP/1.1", SMTP_VERB_HTTP, "relay:25 HTTP/1.1", 0},
+    {"OPTIONS * HTTP/1.1", SMTP_VERB_HTTP, "* HTTP/1.1", 0},
+    {"TRACE / HTTP/1.1", SMTP_VERB_HTTP, "/ HTTP/1.1", 0},
+    {"PATCH / HTTP/1.1", SMTP_VERB_HTTP, "/ HTTP/1.1", 0},
+    {"get / HTTP/1.1", SMTP_VERB_HTTP, "/ HTTP/1.1", 0},
+    {"GET ", SMTP_VERB_HTTP, "", 0},
+    {"GET", SMTP_VERB_UNKNOWN, "", 0},
+    {"POST", SMTP_VERB_UNKNOWN, "", 0},
+    {"GETX /", SMTP_VERB_UNKNOWN, "/", 0},
+    {"", SMTP_VERB_UNKNOWN, "", 0},
+    {" ", SMTP_VERB_UNKNOWN, "", 0},
+    {" EHLO x", SMTP_VERB_UNKNOWN, "EHLO x", 0},
+    {"XYZZY", SMTP_VERB_UNKNOWN, "", 0},
+    {"XYZZY plugh", SMTP_VERB_UNKNOWN, "plugh", 0},
+    {"HEL", SMTP_VERB_UNKNOWN, "", 0},
+    {"HELOO x", SMTP_VERB_UNKNOWN, "x", 0},
+    {"STARTTLSX", SMTP_VERB_UNKNOWN, "", 0},
 };
 
 static void check_parse(const struct parse_case *c, size_t i)
@@ -320,7 +319,7 @@ static void check_parse(const struct parse_case *c, size_t i)
 	smtp_cmd_parse(line, len, &cmd);
 	if (cmd.verb != c->verb)
 		fail_msg("case %zu \"%s\": verb %s, want %s", i, c->line, smtp_verb_name(cmd.verb),
-			 smtp_verb_name(c->verb));
+		         smtp_verb_name(c->verb));
 	if (cmd.malformed != c->malformed)
 		fail_msg("case %zu \"%s\": malformed %d", i, c->line, cmd.malformed);
 	assert_non_null(cmd.arg);
@@ -328,7 +327,7 @@ static void check_parse(const struct parse_case *c, size_t i)
 	/* the argument of UNKNOWN is informational only; check the rest */
 	if (cmd.arg_len != strlen(c->arg) || memcmp(cmd.arg, c->arg, cmd.arg_len) != 0)
 		fail_msg("case %zu \"%s\": arg \"%.*s\", want \"%s\"", i, c->line, (int)cmd.arg_len,
-			 cmd.arg, c->arg);
+		         cmd.arg, c->arg);
 	free(line);
 }
 
@@ -360,11 +359,11 @@ static void test_cmd_pipeline_trickle(void **state)
 {
 	(void)state;
 	static const char in[] = "EHLO client.example\r\nMAIL FROM:<a@b.example> SIZE=100\r\n"
-				 "RCPT TO:<c@d.example>\r\nrcpt to:<e@f.example>\r\nDATA\r\n";
+	                         "RCPT TO:<c@d.example>\r\nrcpt to:<e@f.example>\r\nDATA\r\n";
 	static const enum smtp_verb want[] = {SMTP_VERB_EHLO, SMTP_VERB_MAIL, SMTP_VERB_RCPT,
-					      SMTP_VERB_RCPT, SMTP_VERB_DATA};
+	                                      SMTP_VERB_RCPT, SMTP_VERB_DATA};
 	static const char *const want_arg[] = {"client.example", "<a@b.example> SIZE=100",
-					       "<c@d.example>", "<e@f.example>", ""};
+	                                       "<c@d.example>", "<e@f.example>", ""};
 	for (int mode = 0; mode < 2; mode++) {
 		char buf[256];
 		size_t have = 0, fed = 0, n = 0;
@@ -404,14 +403,14 @@ static void test_verb_names(void **state)
 		enum smtp_verb verb;
 		const char *name;
 	} names[] = {
-		{SMTP_VERB_UNKNOWN, "UNKNOWN"},	  {SMTP_VERB_HELO, "HELO"},
-		{SMTP_VERB_EHLO, "EHLO"},	  {SMTP_VERB_MAIL, "MAIL"},
-		{SMTP_VERB_RCPT, "RCPT"},	  {SMTP_VERB_DATA, "DATA"},
-		{SMTP_VERB_BDAT, "BDAT"},	  {SMTP_VERB_RSET, "RSET"},
-		{SMTP_VERB_NOOP, "NOOP"},	  {SMTP_VERB_QUIT, "QUIT"},
-		{SMTP_VERB_VRFY, "VRFY"},	  {SMTP_VERB_EXPN, "EXPN"},
-		{SMTP_VERB_HELP, "HELP"},	  {SMTP_VERB_STARTTLS, "STARTTLS"},
-		{SMTP_VERB_AUTH, "AUTH"},	  {SMTP_VERB_HTTP, "HTTP"},
+	    {SMTP_VERB_UNKNOWN, "UNKNOWN"}, {SMTP_VERB_HELO, "HELO"},
+	    {SMTP_VERB_EHLO, "EHLO"},       {SMTP_VERB_MAIL, "MAIL"},
+	    {SMTP_VERB_RCPT, "RCPT"},       {SMTP_VERB_DATA, "DATA"},
+	    {SMTP_VERB_BDAT, "BDAT"},       {SMTP_VERB_RSET, "RSET"},
+	    {SMTP_VERB_NOOP, "NOOP"},       {SMTP_VERB_QUIT, "QUIT"},
+	    {SMTP_VERB_VRFY, "VRFY"},       {SMTP_VERB_EXPN, "EXPN"},
+	    {SMTP_VERB_HELP, "HELP"},       {SMTP_VERB_STARTTLS, "STARTTLS"},
+	    {SMTP_VERB_AUTH, "AUTH"},       {SMTP_VERB_HTTP, "HTTP"},
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		assert_string_equal(smtp_verb_name(names[i].verb), names[i].name);
@@ -428,15 +427,15 @@ static void test_verb_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_line_scan_table),
-		cmocka_unit_test(test_line_scan_limits),
-		cmocka_unit_test(test_line_scan_partial_until_max),
-		cmocka_unit_test(test_line_scan_trickle),
-		cmocka_unit_test(test_line_scan_stream_log),
-		cmocka_unit_test(test_cmd_parse_table),
-		cmocka_unit_test(test_cmd_parse_nul),
-		cmocka_unit_test(test_cmd_pipeline_trickle),
-		cmocka_unit_test(test_verb_names),
+	    cmocka_unit_test(test_line_scan_table),
+	    cmocka_unit_test(test_line_scan_limits),
+	    cmocka_unit_test(test_line_scan_partial_until_max),
+	    cmocka_unit_test(test_line_scan_trickle),
+	    cmocka_unit_test(test_line_scan_stream_log),
+	    cmocka_unit_test(test_cmd_parse_table),
+	    cmocka_unit_test(test_cmd_parse_nul),
+	    cmocka_unit_test(test_cmd_pipeline_trickle),
+	    cmocka_unit_test(test_verb_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,7 +16,7 @@
 #define S(lit) lit, sizeof(lit) - 1
 
 #define EXT_ALL                                                                                    \
-	(SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_SMTPUTF8 | SMTP_EXT_DSN | SMTP_EXT_AUTH |     \
+	(SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_SMTPUTF8 | SMTP_EXT_DSN | SMTP_EXT_AUTH |    \
 	 SMTP_EXT_CHUNKING)
 
 /* A result code for "parsed": -1 never names a reply. */
@@ -38,116 +38,118 @@ struct mail_case {
 };
 
 /* A refused row: only the reply is checked. */
-#define MBAD(in, ext, err) {S(in), ext, err, false, 0, 0, false, 0, "", NULL}
+#define MBAD(in, ext, err)                                                                         \
+	{                                                                                          \
+		S(in), ext, err, false, 0, 0, false, 0, "", NULL                                   \
+	}
 
 static const struct mail_case mail_cases[] = {
-	{S(""), EXT_ALL, OK, false, 0, SMTP_BODY_UNSPECIFIED, false, SMTP_RET_UNSPECIFIED, "", NULL},
-	{S("   "), EXT_ALL, OK, false, 0, SMTP_BODY_UNSPECIFIED, false, SMTP_RET_UNSPECIFIED, "", NULL},
-	{S(" SIZE=1000"), EXT_ALL, OK, true, 1000, 0, false, 0, "", NULL},
-	{S("  size=1000  "), EXT_ALL, OK, true, 1000, 0, false, 0, "", NULL},
-	{S(" SIZE=0"), SMTP_EXT_SIZE, OK, true, 0, 0, false, 0, "", NULL},
-	/* RFC 1870 6: 1*20DIGIT, and the value must fit in 64 bits */
-	{S(" SIZE=18446744073709551615"), EXT_ALL, OK, true, UINT64_MAX, 0, false, 0, "", NULL},
-	MBAD(" SIZE=18446744073709551616", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SIZE=99999999999999999999", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	{S(" SIZE=00000000000000000001"), EXT_ALL, OK, true, 1, 0, false, 0, "", NULL},
-	MBAD(" SIZE=000000000000000000001", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SIZE=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SIZE", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SIZE=-1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SIZE=+1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SIZE=1k", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SIZE=0x10", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SIZE=1 SIZE=2", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-	MBAD(" SIZE=1 size=1", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-	MBAD(" SIZE=1 SIZE=x", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-	MBAD(" SIZE=1", EXT_ALL & ~SMTP_EXT_SIZE, SMTP_R_PARAM_UNKNOWN),
-	/* BODY (RFC 6152 2, RFC 3030 3) */
-	{S(" BODY=7BIT"), EXT_ALL, OK, false, 0, SMTP_BODY_7BIT, false, 0, "", NULL},
-	{S(" body=8bitmime"), SMTP_EXT_8BITMIME, OK, false, 0, SMTP_BODY_8BITMIME, false, 0, "",
-	 NULL},
-	MBAD(" BODY=BINARYMIME", EXT_ALL, SMTP_R_BODY_BINARY),
-	MBAD(" Body=BinaryMime", EXT_ALL, SMTP_R_BODY_BINARY),
-	MBAD(" BODY=8BIT", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" BODY=7BIT8BITMIME", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" BODY=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" BODY", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" BODY=7BIT BODY=7BIT", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-	MBAD(" BODY=7BIT", EXT_ALL & ~SMTP_EXT_8BITMIME, SMTP_R_PARAM_UNKNOWN),
-	MBAD(" BODY=BINARYMIME", EXT_ALL & ~SMTP_EXT_8BITMIME, SMTP_R_PARAM_UNKNOWN),
-	/* SMTPUTF8 (RFC 6531 3.4) */
-	{S(" SMTPUTF8"), EXT_ALL, OK, false, 0, 0, true, 0, "", NULL},
-	{S(" smtputf8"), SMTP_EXT_SMTPUTF8, OK, false, 0, 0, true, 0, "", NULL},
-	MBAD(" SMTPUTF8=yes", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SMTPUTF8=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SMTPUTF8 SMTPUTF8", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-	MBAD(" SMTPUTF8", EXT_ALL & ~SMTP_EXT_SMTPUTF8, SMTP_R_PARAM_UNKNOWN),
-	/* RET and ENVID (RFC 3461 4.3, 4.4) */
-	{S(" RET=FULL"), EXT_ALL, OK, false, 0, 0, false, SMTP_RET_FULL, "", NULL},
-	{S(" ret=hdrs"), SMTP_EXT_DSN, OK, false, 0, 0, false, SMTP_RET_HDRS, "", NULL},
-	MBAD(" RET=BOTH", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" RET", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" RET=FULL RET=HDRS", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-	MBAD(" RET=FULL", EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
-	{S(" ENVID=QQ314159"), EXT_ALL, OK, false, 0, 0, false, 0, "QQ314159", NULL},
-	{S(" ENVID=abc+2Bdef+3Dx+20y"), EXT_ALL, OK, false, 0, 0, false, 0, "abc+def=x y", NULL},
-	MBAD(" ENVID=a+0D+0ARCPT", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" ENVID=a+00", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" ENVID=a+0A", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" ENVID=a+7F", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" ENVID=a+09", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" ENVID=a+2b", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" ENVID=a+2", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" ENVID=a+", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" ENVID=a+ZZ", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" ENVID=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" ENVID", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" ENVID=a ENVID=b", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-	MBAD(" ENVID=a", EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
-	/* AUTH (RFC 4954 5) */
-	{S(" AUTH=<>"), EXT_ALL, OK, false, 0, 0, false, 0, "", "<>"},
-	{S(" AUTH=user+2Btag@example.org"), SMTP_EXT_AUTH, OK, false, 0, 0, false, 0, "",
-	 "user+tag@example.org"},
-	MBAD(" AUTH=a+0Db@c", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" AUTH=a+00b@c", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" AUTH=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" AUTH", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" AUTH=<> AUTH=<>", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-	MBAD(" AUTH=<>", EXT_ALL & ~SMTP_EXT_AUTH, SMTP_R_PARAM_UNKNOWN),
-	/* RCPT's parameters and strangers are unknown to MAIL */
-	MBAD(" NOTIFY=NEVER", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-	MBAD(" ORCPT=rfc822;a@b", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-	MBAD(" X-FOO=bar", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-	MBAD(" XFOO", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-	MBAD(" SIZ=1", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-	MBAD(" SIZEE=1", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-	MBAD(" 8BITMIME", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-	/* parameter syntax (RFC 5321 4.1.2) */
-	MBAD("SIZE=1", EXT_ALL, SMTP_R_PARAM_SYNTAX), /* no SP after the path */
-	MBAD(">", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" -FOO=bar", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" FO_O=bar", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" FOO=a=b", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SIZE==1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" =1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" =", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SIZE=1\t", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD("\tSIZE=1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SIZE=1\x7f", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SIZE=1\0", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SIZE=1\r\n", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" ENVID=\xc3\xbc", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" SIZE\x01=1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	/* left to right, the first problem is the answer */
-	MBAD(" X-FOO=bar SIZE=x", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-	MBAD(" SIZE=x X-FOO", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	MBAD(" BODY=BINARYMIME SIZE=1 SIZE=2", EXT_ALL, SMTP_R_BODY_BINARY),
-	MBAD(" SIZE=1 SIZE=2 BODY=BINARYMIME", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-	/* everything at once */
-	{S(" SIZE=12345 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=id+2B1 AUTH=<>"), EXT_ALL, OK, true,
-	 12345, SMTP_BODY_8BITMIME, true, SMTP_RET_HDRS, "id+1", "<>"},
-	{S(" auth=a@b  envid=E  ret=full  smtputf8  body=7bit  size=9"), EXT_ALL, OK, true, 9,
-	 SMTP_BODY_7BIT, true, SMTP_RET_FULL, "E", "a@b"},
+    {S(""), EXT_ALL, OK, false, 0, SMTP_BODY_UNSPECIFIED, false, SMTP_RET_UNSPECIFIED, "", NULL},
+    {S("   "), EXT_ALL, OK, false, 0, SMTP_BODY_UNSPECIFIED, false, SMTP_RET_UNSPECIFIED, "", NULL},
+    {S(" SIZE=1000"), EXT_ALL, OK, true, 1000, 0, false, 0, "", NULL},
+    {S("  size=1000  "), EXT_ALL, OK, true, 1000, 0, false, 0, "", NULL},
+    {S(" SIZE=0"), SMTP_EXT_SIZE, OK, true, 0, 0, false, 0, "", NULL},
+    /* RFC 1870 6: 1*20DIGIT, and the value must fit in 64 bits */
+    {S(" SIZE=18446744073709551615"), EXT_ALL, OK, true, UINT64_MAX, 0, false, 0, "", NULL},
+    MBAD(" SIZE=18446744073709551616", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=99999999999999999999", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    {S(" SIZE=00000000000000000001"), EXT_ALL, OK, true, 1, 0, false, 0, "", NULL},
+    MBAD(" SIZE=000000000000000000001", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=-1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=+1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=1k", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=0x10", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=1 SIZE=2", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" SIZE=1 size=1", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" SIZE=1 SIZE=x", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" SIZE=1", EXT_ALL & ~SMTP_EXT_SIZE, SMTP_R_PARAM_UNKNOWN),
+    /* BODY (RFC 6152 2, RFC 3030 3) */
+    {S(" BODY=7BIT"), EXT_ALL, OK, false, 0, SMTP_BODY_7BIT, false, 0, "", NULL},
+    {S(" body=8bitmime"), SMTP_EXT_8BITMIME, OK, false, 0, SMTP_BODY_8BITMIME, false, 0, "", NULL},
+    MBAD(" BODY=BINARYMIME", EXT_ALL, SMTP_R_BODY_BINARY),
+    MBAD(" Body=BinaryMime", EXT_ALL, SMTP_R_BODY_BINARY),
+    MBAD(" BODY=8BIT", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" BODY=7BIT8BITMIME", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" BODY=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" BODY", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" BODY=7BIT BODY=7BIT", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" BODY=7BIT", EXT_ALL & ~SMTP_EXT_8BITMIME, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" BODY=BINARYMIME", EXT_ALL & ~SMTP_EXT_8BITMIME, SMTP_R_PARAM_UNKNOWN),
+    /* SMTPUTF8 (RFC 6531 3.4) */
+    {S(" SMTPUTF8"), EXT_ALL, OK, false, 0, 0, true, 0, "", NULL},
+    {S(" smtputf8"), SMTP_EXT_SMTPUTF8, OK, false, 0, 0, true, 0, "", NULL},
+    MBAD(" SMTPUTF8=yes", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SMTPUTF8=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SMTPUTF8 SMTPUTF8", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" SMTPUTF8", EXT_ALL & ~SMTP_EXT_SMTPUTF8, SMTP_R_PARAM_UNKNOWN),
+    /* RET and ENVID (RFC 3461 4.3, 4.4) */
+    {S(" RET=FULL"), EXT_ALL, OK, false, 0, 0, false, SMTP_RET_FULL, "", NULL},
+    {S(" ret=hdrs"), SMTP_EXT_DSN, OK, false, 0, 0, false, SMTP_RET_HDRS, "", NULL},
+    MBAD(" RET=BOTH", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" RET", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" RET=FULL RET=HDRS", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" RET=FULL", EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
+    {S(" ENVID=QQ314159"), EXT_ALL, OK, false, 0, 0, false, 0, "QQ314159", NULL},
+    {S(" ENVID=abc+2Bdef+3Dx+20y"), EXT_ALL, OK, false, 0, 0, false, 0, "abc+def=x y", NULL},
+    MBAD(" ENVID=a+0D+0ARCPT", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+00", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+0A", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+7F", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+09", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+2b", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+2", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+ZZ", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a ENVID=b", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" ENVID=a", EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
+    /* AUTH (RFC 4954 5) */
+    {S(" AUTH=<>"), EXT_ALL, OK, false, 0, 0, false, 0, "", "<>"},
+    {S(" AUTH=user+2Btag@example.org"), SMTP_EXT_AUTH, OK, false, 0, 0, false, 0, "",
+     "user+tag@example.org"},
+    MBAD(" AUTH=a+0Db@c", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" AUTH=a+00b@c", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" AUTH=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" AUTH", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" AUTH=<> AUTH=<>", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" AUTH=<>", EXT_ALL & ~SMTP_EXT_AUTH, SMTP_R_PARAM_UNKNOWN),
+    /* RCPT's parameters and strangers are unknown to MAIL */
+    MBAD(" NOTIFY=NEVER", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" ORCPT=rfc822;a@b", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" X-FOO=bar", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" XFOO", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" SIZ=1", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" SIZEE=1", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" 8BITMIME", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    /* parameter syntax (RFC 5321 4.1.2) */
+    MBAD("SIZE=1", EXT_ALL, SMTP_R_PARAM_SYNTAX), /* no SP after the path */
+    MBAD(">", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" -FOO=bar", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" FO_O=bar", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" FOO=a=b", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE==1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" =1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" =", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=1\t", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD("\tSIZE=1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=1\x7f", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=1\0", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=1\r\n", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=\xc3\xbc", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE\x01=1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    /* left to right, the first problem is the answer */
+    MBAD(" X-FOO=bar SIZE=x", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" SIZE=x X-FOO", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" BODY=BINARYMIME SIZE=1 SIZE=2", EXT_ALL, SMTP_R_BODY_BINARY),
+    MBAD(" SIZE=1 SIZE=2 BODY=BINARYMIME", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    /* everything at once */
+    {S(" SIZE=12345 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=id+2B1 AUTH=<>"), EXT_ALL, OK, true,
+     12345, SMTP_BODY_8BITMIME, true, SMTP_RET_HDRS, "id+1", "<>"},
+    {S(" auth=a@b  envid=E  ret=full  smtputf8  body=7bit  size=9"), EXT_ALL, OK, true, 9,
+     SMTP_BODY_7BIT, true, SMTP_RET_FULL, "E", "a@b"},
 };
 
 /* check_mail - one row; prints a mismatch and returns 1 for it. */
@@ -160,7 +162,7 @@ static int check_mail(const struct mail_case *c, const char *in, size_t len, siz
 	if (c->want != OK) {
 		if (r != -1 || (int)err != c->want) {
 			print_error("mail case %zu \"%.*s\": r %d err %d, want %d\n", i,
-				    (int)c->len, c->in, r, err, c->want);
+			            (int)c->len, c->in, r, err, c->want);
 			return 1;
 		}
 		/* a refused command leaves nothing usable behind */
@@ -176,9 +178,9 @@ static int check_mail(const struct mail_case *c, const char *in, size_t len, siz
 	    m.smtputf8 != c->smtputf8 || m.ret != c->ret || strcmp(m.envid, c->envid) != 0 ||
 	    m.has_auth != (c->auth != NULL) || strcmp(m.auth, c->auth ? c->auth : "") != 0) {
 		print_error("mail case %zu \"%.*s\": r %d err %d size %d/%llu body %d utf8 %d ret "
-			    "%d envid \"%s\" auth %d \"%s\"\n",
-			    i, (int)c->len, c->in, r, err, m.has_size, (unsigned long long)m.size,
-			    m.body, m.smtputf8, m.ret, m.envid, m.has_auth, m.auth);
+		            "%d envid \"%s\" auth %d \"%s\"\n",
+		            i, (int)c->len, c->in, r, err, m.has_size, (unsigned long long)m.size,
+		            m.body, m.smtputf8, m.ret, m.envid, m.has_auth, m.auth);
 		return 1;
 	}
 	return 0;
@@ -207,58 +209,60 @@ struct rcpt_case {
 	const char *orcpt;
 };
 
-#define RBAD(in, ext, err) {S(in), ext, err, 0, ""}
+#define RBAD(in, ext, err)                                                                         \
+	{                                                                                          \
+		S(in), ext, err, 0, ""                                                             \
+	}
 
 static const struct rcpt_case rcpt_cases[] = {
-	{S(""), EXT_ALL, OK, 0, ""},
-	{S(" NOTIFY=NEVER"), EXT_ALL, OK, SMTP_NOTIFY_NEVER, ""},
-	{S(" notify=never"), SMTP_EXT_DSN, OK, SMTP_NOTIFY_NEVER, ""},
-	{S(" NOTIFY=SUCCESS"), EXT_ALL, OK, SMTP_NOTIFY_SUCCESS, ""},
-	{S(" NOTIFY=SUCCESS,FAILURE,DELAY"), EXT_ALL, OK,
-	 SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY, ""},
-	{S(" NOTIFY=delay,Success"), EXT_ALL, OK, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY, ""},
-	RBAD(" NOTIFY=NEVER,SUCCESS", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" NOTIFY=FAILURE,NEVER", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" NOTIFY=NEVER,NEVER", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" NOTIFY=SUCCESS,SUCCESS", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" NOTIFY=SUCCESS,", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" NOTIFY=,SUCCESS", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" NOTIFY=SUCCESS,,DELAY", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" NOTIFY=,", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" NOTIFY=ALWAYS", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" NOTIFY=SUCCESSFAILURE", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" NOTIFY=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" NOTIFY", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" NOTIFY=NEVER NOTIFY=NEVER", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-	RBAD(" NOTIFY=NEVER", EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
-	{S(" ORCPT=rfc822;user@example.org"), EXT_ALL, OK, 0, "rfc822;user@example.org"},
-	{S(" orcpt=RFC822;user+2Btag@example.org"), EXT_ALL, OK, 0,
-	 "RFC822;user+tag@example.org"},
-	{S(" ORCPT=utf-8;user@example.org"), EXT_ALL, OK, 0, "utf-8;user@example.org"},
-	{S(" ORCPT=rfc822;a;b"), EXT_ALL, OK, 0, "rfc822;a;b"},
-	{S(" ORCPT=rfc822;\"a+20b\"@c"), EXT_ALL, OK, 0, "rfc822;\"a b\"@c"},
-	RBAD(" ORCPT=rfc822;", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" ORCPT=;a@b", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" ORCPT=rfc822", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" ORCPT=rfc822;a+0D+0Ab", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" ORCPT=rfc822;a+00b", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" ORCPT=rfc822;a+0d", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" ORCPT=rf(c;a", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" ORCPT=rf,c;a", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" ORCPT=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" ORCPT", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" ORCPT=rfc822;a ORCPT=rfc822;b", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-	RBAD(" ORCPT=rfc822;a", EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
-	{S(" NOTIFY=FAILURE,DELAY ORCPT=rfc822;a@b"), EXT_ALL, OK,
-	 SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY, "rfc822;a@b"},
-	/* MAIL's parameters are unknown to RCPT */
-	RBAD(" SIZE=1", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-	RBAD(" SMTPUTF8", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-	RBAD(" RET=FULL", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-	RBAD(" X-FOO", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-	RBAD("NOTIFY=NEVER", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" NOTIFY=NEVER\0", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-	RBAD(" _=1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    {S(""), EXT_ALL, OK, 0, ""},
+    {S(" NOTIFY=NEVER"), EXT_ALL, OK, SMTP_NOTIFY_NEVER, ""},
+    {S(" notify=never"), SMTP_EXT_DSN, OK, SMTP_NOTIFY_NEVER, ""},
+    {S(" NOTIFY=SUCCESS"), EXT_ALL, OK, SMTP_NOTIFY_SUCCESS, ""},
+    {S(" NOTIFY=SUCCESS,FAILURE,DELAY"), EXT_ALL, OK,
+     SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY, ""},
+    {S(" NOTIFY=delay,Success"), EXT_ALL, OK, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY, ""},
+    RBAD(" NOTIFY=NEVER,SUCCESS", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=FAILURE,NEVER", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=NEVER,NEVER", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=SUCCESS,SUCCESS", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=SUCCESS,", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=,SUCCESS", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=SUCCESS,,DELAY", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=,", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=ALWAYS", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=SUCCESSFAILURE", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=NEVER NOTIFY=NEVER", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    RBAD(" NOTIFY=NEVER", EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
+    {S(" ORCPT=rfc822;user@example.org"), EXT_ALL, OK, 0, "rfc822;user@example.org"},
+    {S(" orcpt=RFC822;user+2Btag@example.org"), EXT_ALL, OK, 0, "RFC822;user+tag@example.org"},
+    {S(" ORCPT=utf-8;user@example.org"), EXT_ALL, OK, 0, "utf-8;user@example.org"},
+    {S(" ORCPT=rfc822;a;b"), EXT_ALL, OK, 0, "rfc822;a;b"},
+    {S(" ORCPT=rfc822;\"a+20b\"@c"), EXT_ALL, OK, 0, "rfc822;\"a b\"@c"},
+    RBAD(" ORCPT=rfc822;", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=;a@b", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=rfc822", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=rfc822;a+0D+0Ab", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=rfc822;a+00b", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=rfc822;a+0d", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=rf(c;a", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=rf,c;a", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=rfc822;a ORCPT=rfc822;b", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    RBAD(" ORCPT=rfc822;a", EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
+    {S(" NOTIFY=FAILURE,DELAY ORCPT=rfc822;a@b"), EXT_ALL, OK,
+     SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY, "rfc822;a@b"},
+    /* MAIL's parameters are unknown to RCPT */
+    RBAD(" SIZE=1", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    RBAD(" SMTPUTF8", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    RBAD(" RET=FULL", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    RBAD(" X-FOO", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    RBAD("NOTIFY=NEVER", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=NEVER\0", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" _=1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
 };
 
 static int check_rcpt(const struct rcpt_case *c, const char *in, size_t len, size_t i)
@@ -270,14 +274,14 @@ static int check_rcpt(const struct rcpt_case *c, const char *in, size_t len, siz
 	if (c->want != OK) {
 		if (r != -1 || (int)err != c->want || p.notify != 0 || p.orcpt[0] != '\0') {
 			print_error("rcpt case %zu \"%.*s\": r %d err %d, want %d\n", i,
-				    (int)c->len, c->in, r, err, c->want);
+			            (int)c->len, c->in, r, err, c->want);
 			return 1;
 		}
 		return 0;
 	}
 	if (r != 0 || p.notify != c->notify || strcmp(p.orcpt, c->orcpt) != 0) {
 		print_error("rcpt case %zu \"%.*s\": r %d err %d notify %#x orcpt \"%s\"\n", i,
-			    (int)c->len, c->in, r, err, p.notify, p.orcpt);
+		            (int)c->len, c->in, r, err, p.notify, p.orcpt);
 		return 1;
 	}
 	return 0;
@@ -365,6 +369,11 @@ static void test_limits(void **state)
 	buf[len++] = 'x';
 	assert_int_equal(smtp_params_parse_mail(buf, len, EXT_ALL, &m, &err), 0);
 	assert_int_equal(strlen(m.envid), 34);
+	len = rep(buf, "ENVID", "+41", 33); /* 101 encoded, 35 decoded */
+	buf[len++] = 'x';
+	buf[len++] = 'x';
+	assert_int_equal(smtp_params_parse_mail(buf, len, EXT_ALL, &m, &err), -1);
+	assert_int_equal(err, SMTP_R_PARAM_SYNTAX);
 	len = rep(buf, "ENVID", "+41", 34); /* 102 encoded, 34 decoded */
 	assert_int_equal(smtp_params_parse_mail(buf, len, EXT_ALL, &m, &err), -1);
 	assert_int_equal(err, SMTP_R_PARAM_SYNTAX);
@@ -378,6 +387,14 @@ static void test_limits(void **state)
 	buf[len++] = 'o';
 	assert_int_equal(smtp_params_parse_rcpt(buf, len, EXT_ALL, &p, &err), -1);
 	assert_int_equal(err, SMTP_R_PARAM_SYNTAX);
+	/* counted as sent: 501 characters that decode to fewer are too many */
+	memcpy(buf + len - 3, "+41", 3);
+	assert_int_equal(smtp_params_parse_rcpt(buf, len, EXT_ALL, &p, &err), -1);
+	assert_int_equal(err, SMTP_R_PARAM_SYNTAX);
+	assert_int_equal(smtp_params_parse_rcpt(buf, len - 1, EXT_ALL, &p, &err), -1);
+	memcpy(buf + len - 4, "+41", 3);
+	assert_int_equal(smtp_params_parse_rcpt(buf, len - 1, EXT_ALL, &p, &err), 0);
+	assert_int_equal(strlen(p.orcpt), SMTP_ORCPT_MAX - 2);
 
 	/* AUTH= decodes into a path-sized buffer: 256 octets */
 	len = rep(buf, "AUTH", "a", SMTP_PATH_MAX);
@@ -408,42 +425,42 @@ struct xtext_case {
 };
 
 static const struct xtext_case xtext_cases[] = {
-	{S(""), 0, S("")},
-	{S("abc"), 3, S("abc")},
-	{S("+2B"), 1, S("+")},
-	{S("+3D"), 1, S("=")},
-	{S("a+20b"), 3, S("a b")},
-	{S("+41+42"), 2, S("AB")},
-	{S("+7E"), 1, S("~")},
-	{S("+80"), 1, S("\x80")},
-	{S("+FF"), 1, S("\xff")},
-	{S("!~<>\"\\;:,"), 9, S("!~<>\"\\;:,")},
-	/* control characters: the smuggling guard (RFC 3461 4 allows any
-	 * octet; detour refuses these in stored envelope fields) */
-	{S("+0D"), -1, S("")},
-	{S("+0A"), -1, S("")},
-	{S("a+0D+0Ab"), -1, S("")},
-	{S("+00"), -1, S("")},
-	{S("+01"), -1, S("")},
-	{S("+09"), -1, S("")},
-	{S("+1B"), -1, S("")},
-	{S("+1F"), -1, S("")},
-	{S("+7F"), -1, S("")},
-	/* syntax */
-	{S("+2b"), -1, S("")},
-	{S("+0d"), -1, S("")},
-	{S("+G0"), -1, S("")},
-	{S("+2"), -1, S("")},
-	{S("+"), -1, S("")},
-	{S("a+"), -1, S("")},
-	{S("++2B"), -1, S("")},
-	{S("a=b"), -1, S("")},
-	{S("a b"), -1, S("")},
-	{S("a\x7f"), -1, S("")},
-	{S("a\x01"), -1, S("")},
-	{S("a\r\n"), -1, S("")},
-	{S("a\0"), -1, S("")},
-	{S("\xc3\xbc"), -1, S("")},
+    {S(""), 0, S("")},
+    {S("abc"), 3, S("abc")},
+    {S("+2B"), 1, S("+")},
+    {S("+3D"), 1, S("=")},
+    {S("a+20b"), 3, S("a b")},
+    {S("+41+42"), 2, S("AB")},
+    {S("+7E"), 1, S("~")},
+    {S("+80"), 1, S("\x80")},
+    {S("+FF"), 1, S("\xff")},
+    {S("!~<>\"\\;:,"), 9, S("!~<>\"\\;:,")},
+    /* control characters: the smuggling guard (RFC 3461 4 allows any
+     * octet; detour refuses these in stored envelope fields) */
+    {S("+0D"), -1, S("")},
+    {S("+0A"), -1, S("")},
+    {S("a+0D+0Ab"), -1, S("")},
+    {S("+00"), -1, S("")},
+    {S("+01"), -1, S("")},
+    {S("+09"), -1, S("")},
+    {S("+1B"), -1, S("")},
+    {S("+1F"), -1, S("")},
+    {S("+7F"), -1, S("")},
+    /* syntax */
+    {S("+2b"), -1, S("")},
+    {S("+0d"), -1, S("")},
+    {S("+G0"), -1, S("")},
+    {S("+2"), -1, S("")},
+    {S("+"), -1, S("")},
+    {S("a+"), -1, S("")},
+    {S("++2B"), -1, S("")},
+    {S("a=b"), -1, S("")},
+    {S("a b"), -1, S("")},
+    {S("a\x7f"), -1, S("")},
+    {S("a\x01"), -1, S("")},
+    {S("a\r\n"), -1, S("")},
+    {S("a\0"), -1, S("")},
+    {S("\xc3\xbc"), -1, S("")},
 };
 
 static void test_xtext_decode(void **state)
@@ -566,11 +583,11 @@ static void test_no_smuggling(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_mail_table),	 cmocka_unit_test(test_rcpt_table),
-		cmocka_unit_test(test_prefixes),	 cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_xtext_decode),	 cmocka_unit_test(test_xtext_sizes),
-		cmocka_unit_test(test_xtext_encode),	 cmocka_unit_test(test_xtext_round_trip),
-		cmocka_unit_test(test_no_smuggling),
+	    cmocka_unit_test(test_mail_table),   cmocka_unit_test(test_rcpt_table),
+	    cmocka_unit_test(test_prefixes),     cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_xtext_decode), cmocka_unit_test(test_xtext_sizes),
+	    cmocka_unit_test(test_xtext_encode), cmocka_unit_test(test_xtext_round_trip),
+	    cmocka_unit_test(test_no_smuggling),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

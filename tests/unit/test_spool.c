@@ -22,6 +22,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,9 @@ struct outcome {
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
+	(void)st;
+	(void)flag;
+	(void)ftw;
 	return remove(path);
 }
 
@@ -69,6 +73,9 @@ static void rm_tree(const char *dir)
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	/* Only here so that EVLOOP_ONCE never blocks for long. */
+	(void)fd;
+	(void)what;
+	(void)arg;
 }
 
 static int setup(void **state)
@@ -267,6 +274,7 @@ static enum queue_view_result view_state(const char *dir, const char *qid, bool 
 
 static void test_qid_valid(void **state)
 {
+	(void)state;
 	assert_true(spool_qid_valid("0123456789ABCDEF"));
 	assert_true(spool_qid_valid("GHJKMNPQRSTVWXYZ"));
 	assert_true(spool_qid_valid("ZZZZZZZZZZZZZZZZ"));
@@ -306,6 +314,7 @@ static void test_qid_unique_ordered(void **state)
 
 static void test_qid_clock_steps_back(void **state)
 {
+	(void)state;
 	char a[QID_SIZE], b[QID_SIZE], c[QID_SIZE], d[QID_SIZE];
 	int64_t now = now_ms() * 1000;
 	/* An hour ahead of the real clock, then the clock jumps back. */
@@ -322,12 +331,19 @@ static void test_qid_clock_steps_back(void **state)
 		assert_true(strcmp(prev, d) < 0);
 		memcpy(prev, d, QID_SIZE);
 	}
-	/* A queue holding an id from the future raises the floor. */
-	qid_floor("ZZZZZZZZZZZZZZZ0");
+	/* A queue holding an id from the future raises the floor: bumping the
+	 * first digit is about 4.5 years ahead. */
+	char future[QID_SIZE];
+	qid_next(future);
+	future[0] = QID_ALPHABET[strchr(QID_ALPHABET, future[0]) - QID_ALPHABET + 1];
+	qid_floor(future);
 	qid_next(d);
 	assert_true(spool_qid_valid(d));
-	assert_true(strcmp(d, "ZZZZZZZZZZZZZZZ0") > 0);
+	assert_true(strcmp(d, future) > 0);
 	qid_floor("not an id"); /* ignored */
+	qid_floor(a);		/* lower than the floor: ignored */
+	qid_next(b);
+	assert_true(strcmp(b, d) > 0);
 }
 
 /* --- commits --------------------------------------------------------- */
@@ -382,6 +398,16 @@ static void test_commit_small(void **state)
 	assert_int_equal(st.committed, 1);
 	assert_int_equal(st.batches, 1);
 	assert_int_equal(st.pending, 0);
+
+	/* Mail is private: the database and its WAL are 0600. */
+	static const char *const files[] = {"queue.db", "queue.db-wal", "queue.db-shm"};
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		char path[512];
+		struct stat sb;
+		snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
+		assert_int_equal(stat(path, &sb), 0);
+		assert_int_equal(sb.st_mode & 0777, 0600);
+	}
 }
 
 static void test_commit_minimal_envelope(void **state)
@@ -769,37 +795,55 @@ static void test_spill_write_fails(void **state)
 	assert_int_equal(commit_one(f, new_msg(f->sp, 1, 18, 10), NULL), SPOOL_OK);
 }
 
-static void test_commit_fails_whole_batch(void **state)
+/* fail_batch - a batch that cannot be written (the file size limit stands
+ * in for a full disk) fails as a whole, for every message in it, and the
+ * queue goes on working. A 5 MB body fits the page cache and fails at
+ * COMMIT; a 12 MB one spills pages into the WAL and fails while its blob is
+ * written, inside the batch. */
+static void fail_batch(struct fixture *f, uint64_t big_size)
 {
-	struct fixture *f = *state;
 	signal(SIGXFSZ, SIG_IGN);
 	char keep[QID_SIZE];
 	assert_int_equal(commit_one(f, new_msg(f->sp, 1, 19, 1000), keep), SPOOL_OK);
-	/* Room for a little more WAL, not for 5 MB: the batch cannot commit. */
 	struct spool_msg *small = new_msg(f->sp, 1, 20, 100);
-	struct spool_msg *big = new_msg(f->sp, 1, 21, 5 * MB);
+	struct spool_msg *big = new_msg(f->sp, 1, 21, big_size);
 	char qsmall[QID_SIZE], qbig[QID_SIZE];
 	memcpy(qsmall, spool_msg_envelope(small)->qid, QID_SIZE);
 	memcpy(qbig, spool_msg_envelope(big)->qid, QID_SIZE);
-	off_t wal = file_size(f->dir, "queue.db-wal"), db = file_size(f->dir, "queue.db");
-	set_fsize((rlim_t)(wal > db ? wal : db) + 256 * 1024);
+
+	/* Hold the write lock from another connection, so that the writer
+	 * waits in BEGIN (busy_timeout) with `first`, and small and big are
+	 * queued behind it: they will form the next batch together. */
+	char path[512];
+	snprintf(path, sizeof(path), "%s/queue.db", f->dir);
+	sqlite3 *lock = NULL;
+	assert_int_equal(sqlite3_open(path, &lock), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 	int done = 0;
+	struct outcome of = {.f = f, .counter = &done};
 	struct outcome os = {.f = f, .counter = &done}, ob = {.f = f, .counter = &done};
+	spool_commit(f->sp, new_msg(f->sp, 1, 23, 10), commit_cb, &of);
+	usleep(200 * 1000);
 	spool_commit(f->sp, small, commit_cb, &os);
 	spool_commit(f->sp, big, commit_cb, &ob);
-	run_until(f, &done, 2);
+	/* The spill file (big_size) still fits; the WAL cannot, since each
+	 * 4 KiB page of the blob costs a 24-byte frame header more there. */
+	assert_true(file_size(f->dir, "queue.db-wal") < MB);
+	assert_true(file_size(f->dir, "queue.db") < MB);
+	set_fsize((rlim_t)big_size + 8192);
+	assert_int_equal(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(lock);
+	run_until(f, &done, 3);
 	set_fsize(RLIM_INFINITY);
+	assert_int_equal(of.result, SPOOL_OK);
 	assert_int_equal(ob.result, SPOOL_NOSPACE);
-	/* small either made an earlier batch or failed with big: never half. */
-	if (os.result != SPOOL_OK)
-		assert_int_equal(os.result, SPOOL_NOSPACE);
+	assert_int_equal(os.result, SPOOL_NOSPACE); /* same batch: never half of it */
 	assert_int_equal(tmp_count(f->dir), 0);
 	assert_int_equal(view_state(f->dir, qbig, NULL), QUEUE_VIEW_NOTFOUND);
-	assert_int_equal(view_state(f->dir, qsmall, NULL),
-			 os.result == SPOOL_OK ? QUEUE_VIEW_OK : QUEUE_VIEW_NOTFOUND);
+	assert_int_equal(view_state(f->dir, qsmall, NULL), QUEUE_VIEW_NOTFOUND);
 	struct spool_stats st;
 	spool_get_stats(f->sp, &st);
-	assert_int_equal(st.messages, os.result == SPOOL_OK ? 2 : 1);
+	assert_int_equal(st.messages, 2);
 	assert_int_equal(st.pending, 0);
 
 	/* Afterwards the queue works, and a reopen finds exactly what was
@@ -813,8 +857,19 @@ static void test_commit_fails_whole_batch(void **state)
 	check_body(f->dir, keep, 19, 1000);
 	check_body(f->dir, again, 22, 2 * MB);
 	assert_int_equal(view_state(f->dir, qbig, NULL), QUEUE_VIEW_NOTFOUND);
+	assert_int_equal(view_state(f->dir, qsmall, NULL), QUEUE_VIEW_NOTFOUND);
 	spool_get_stats(f->sp, &st);
-	assert_int_equal(st.messages, os.result == SPOOL_OK ? 3 : 2);
+	assert_int_equal(st.messages, 3);
+}
+
+static void test_commit_fails_whole_batch(void **state)
+{
+	fail_batch(*state, 5 * MB);
+}
+
+static void test_write_fails_inside_batch(void **state)
+{
+	fail_batch(*state, 12 * MB);
 }
 
 /* --- lifetime -------------------------------------------------------- */
@@ -849,6 +904,47 @@ static void test_reopen_keeps_everything(void **state)
 	struct spool_msg *m = spool_msg_new(f->sp);
 	assert_true(strcmp(spool_msg_envelope(m)->qid, q[2]) > 0);
 	spool_msg_free(&m);
+}
+
+/* A callback that, like a session with a pipelined next message, hands
+ * over another commit and an operation: during spool_close. */
+struct chain {
+	struct fixture *f;
+	int calls;
+	enum spool_result results[3];
+	struct op_outcome op;
+};
+
+static void chain_cb(void *arg, enum spool_result result, const char *qid)
+{
+	struct chain *c = arg;
+	(void)qid;
+	c->results[c->calls++] = result;
+	if (c->calls < 3)
+		spool_commit(c->f->sp, new_msg(c->f->sp, 1, 50, SPOOL_INMEM_MAX * 2), chain_cb, c);
+	else
+		spool_op(c->f->sp, SPOOL_OP_DELETE, "0000000000000000", op_cb, &c->op);
+}
+
+static void test_close_refuses_late_jobs(void **state)
+{
+	struct fixture *f = *state;
+	struct chain c = {.f = f};
+	spool_commit(f->sp, new_msg(f->sp, 1, 51, 10), chain_cb, &c);
+	spool_close(&f->sp);
+	assert_int_equal(c.calls, 3);
+	assert_int_equal(c.results[0], SPOOL_OK);
+	assert_int_equal(c.results[1], SPOOL_TEMPFAIL);
+	assert_int_equal(c.results[2], SPOOL_TEMPFAIL);
+	assert_int_equal(c.op.calls, 1);
+	assert_int_equal(c.op.result, SPOOL_TEMPFAIL);
+	assert_int_equal(tmp_count(f->dir), 0);
+	const char *err = NULL;
+	f->sp = spool_open(f->dir, f->base, &err);
+	assert_non_null(f->sp);
+	struct spool_stats st;
+	spool_get_stats(f->sp, &st);
+	assert_int_equal(st.messages, 1);
 }
 
 static void test_close_runs_pending_callbacks(void **state)
@@ -891,6 +987,7 @@ static void bench_next(struct bench *b);
 static void bench_cb(void *arg, enum spool_result result, const char *qid)
 {
 	struct bench *b = arg;
+	(void)qid;
 	b->done++;
 	if (result != SPOOL_OK)
 		b->failed++;
@@ -954,8 +1051,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_duplicate_fails_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spill_write_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_fails_whole_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_fails_inside_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_runs_pending_callbacks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_refuses_late_jobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
