@@ -55,16 +55,16 @@ enum accounts_result {
 	ACCOUNTS_NOTFOUND, /* no such account or pattern (or, read-only, no database) */
 	ACCOUNTS_EXISTS,   /* the account or pattern is already there */
 	ACCOUNTS_INVALID,  /* malformed address or pattern, unusable hash, or (open)
-			      a state_dir or file that is not what it should be */
-	ACCOUNTS_ERROR,	   /* database or system error; *error_r says which */
+	                      a state_dir or file that is not what it should be */
+	ACCOUNTS_ERROR,    /* database or system error; *error_r says which */
 };
 
 struct account {
-	char *address;	    /* normalized */
-	char *hash;	    /* crypt(3) string, for password_verify */
-	bool suspended;	    /* may not log in */
+	char *address;      /* normalized */
+	char *hash;         /* crypt(3) string, for password_verify */
+	bool suspended;     /* may not log in */
 	int64_t created_ms; /* wall clock, ms since the epoch */
-	char **senders;	    /* normalized patterns besides itself, sorted */
+	char **senders;     /* normalized patterns besides itself, sorted */
 	size_t n_senders;
 };
 
@@ -79,7 +79,7 @@ struct account {
  * *accounts_r is NULL and *error_r names the file and the problem.
  */
 enum accounts_result accounts_open(const char *state_dir, enum accounts_mode mode,
-				   struct accounts **accounts_r, const char **error_r);
+                                   struct accounts **accounts_r, const char **error_r);
 
 /* accounts_close - close the handle; sets *accounts to NULL. NULL is fine. */
 void accounts_close(struct accounts **accounts);
@@ -92,12 +92,12 @@ void accounts_close(struct accounts **accounts);
  * of the form "'ADDRESS' is not a valid address: REASON".
  */
 enum accounts_result accounts_normalize(const char *address, char *out, size_t size,
-					const char **error_r);
+                                        const char **error_r);
 
 /* accounts_normalize_pattern - the same for a sender pattern: a mailbox, or
  * "@domain" with a valid domain name (lower-cased). */
 enum accounts_result accounts_normalize_pattern(const char *pattern, char *out, size_t size,
-						const char **error_r);
+                                                const char **error_r);
 
 /*
  * accounts_add - create an account with this password hash (from
@@ -106,17 +106,16 @@ enum accounts_result accounts_normalize_pattern(const char *pattern, char *out, 
  * ACCOUNTS_EXISTS if the normalized address is already an account.
  */
 enum accounts_result accounts_add(struct accounts *a, const char *address, const char *hash,
-				  const char **error_r);
+                                  const char **error_r);
 
 /* accounts_set_hash - replace the account's hash (`user passwd`).
  * ACCOUNTS_NOTFOUND if there is no such account. */
 enum accounts_result accounts_set_hash(struct accounts *a, const char *address, const char *hash,
-				       const char **error_r);
+                                       const char **error_r);
 
 /* accounts_delete - remove the account and its sender patterns.
  * ACCOUNTS_NOTFOUND if there is no such account. */
-enum accounts_result accounts_delete(struct accounts *a, const char *address,
-				     const char **error_r);
+enum accounts_result accounts_delete(struct accounts *a, const char *address, const char **error_r);
 
 /*
  * accounts_allow - let the account send as pattern. ACCOUNTS_NOTFOUND if
@@ -124,13 +123,13 @@ enum accounts_result accounts_delete(struct accounts *a, const char *address,
  * allowed, or is the account's own address (always allowed, never stored).
  */
 enum accounts_result accounts_allow(struct accounts *a, const char *address, const char *pattern,
-				    const char **error_r);
+                                    const char **error_r);
 
 /* accounts_disallow - take the pattern away. ACCOUNTS_NOTFOUND if there is
  * no such account or it did not have that pattern; ACCOUNTS_INVALID for
  * the account's own address, which cannot be taken away. */
-enum accounts_result accounts_disallow(struct accounts *a, const char *address,
-				       const char *pattern, const char **error_r);
+enum accounts_result accounts_disallow(struct accounts *a, const char *address, const char *pattern,
+                                       const char **error_r);
 
 /*
  * accounts_get - the account with this address (normalized first), with its
@@ -140,7 +139,7 @@ enum accounts_result accounts_disallow(struct accounts *a, const char *address,
  * password_verify_dummy so the answer takes as long as a real check.
  */
 enum accounts_result accounts_get(struct accounts *a, const char *address,
-				  struct account **account_r, const char **error_r);
+                                  struct account **account_r, const char **error_r);
 
 /* A callback for accounts_foreach: return 0 to go on, non-zero to stop. It
  * must not call other functions on the same handle. */
@@ -148,7 +147,7 @@ typedef int accounts_cb(void *arg, const struct account *account);
 
 /* accounts_foreach - every account, ordered by address, in one snapshot. */
 enum accounts_result accounts_foreach(struct accounts *a, accounts_cb *cb, void *arg,
-				      const char **error_r);
+                                      const char **error_r);
 
 /* account_free - free an account from accounts_get, wiping its hash; sets
  * *account to NULL. NULL is fine. */

@@ -48,7 +48,8 @@ static const char *hash_family(const char *hash)
  * an empty password must never log in whatever the stored hash says. */
 static bool password_usable(const char *password)
 {
-	return password != NULL && password[0] != '\0' && strnlen(password, PASSWORD_MAX + 1) <= PASSWORD_MAX;
+	return password != NULL && password[0] != '\0' &&
+	       strnlen(password, PASSWORD_MAX + 1) <= PASSWORD_MAX;
 }
 
 /* digest_of - the part after the last '$': the digest (for bcrypt, salt and
@@ -129,7 +130,7 @@ bool password_verify(const char *password, const char *hash)
 	struct crypt_data *data = xcalloc(1, sizeof(*data));
 	const char *computed = crypt_with(password, hash, data);
 	bool ok = computed != NULL && strncmp(computed, family, strlen(family)) == 0 &&
-		  digests_equal(computed, hash);
+	          digests_equal(computed, hash);
 	crypt_data_free(&data);
 	return ok;
 }
@@ -143,10 +144,10 @@ void password_verify_dummy(const char *password)
 	/* Fixed "random" bytes: the setting is the same on every call, and
 	 * building it each time keeps this free of shared state. */
 	static const char salt_bytes[16] = {'d', 'e', 't', 'o', 'u', 'r', '-', 'd',
-					    'u', 'm', 'm', 'y', '-', 's', 'l', 't'};
+	                                    'u', 'm', 'm', 'y', '-', 's', 'l', 't'};
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
 	if (crypt_gensalt_rn("$y$", 0, salt_bytes, (int)sizeof(salt_bytes), setting,
-			     (int)sizeof(setting)) == NULL)
+	                     (int)sizeof(setting)) == NULL)
 		return;
 	struct crypt_data *data = xcalloc(1, sizeof(*data));
 	const char *computed = crypt_with(password, setting, data);
@@ -185,7 +186,7 @@ static const char *weak_reason(const char *hash)
 static bool digest_chars_ok(const char *digest)
 {
 	return digest[strspn(digest, "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				     "abcdefghijklmnopqrstuvwxyz")] == '\0';
+	                             "abcdefghijklmnopqrstuvwxyz")] == '\0';
 }
 
 bool password_hash_importable(const char *hash, const char **error_r)
@@ -201,7 +202,8 @@ bool password_hash_importable(const char *hash, const char **error_r)
 	}
 	for (const unsigned char *p = (const unsigned char *)hash; *p; p++) {
 		if (*p <= ' ' || *p >= 0x7f) {
-			*error_r = "the hash contains spaces, control characters or non-ASCII bytes";
+			*error_r =
+			    "the hash contains spaces, control characters or non-ASCII bytes";
 			return false;
 		}
 	}
@@ -227,12 +229,12 @@ bool password_hash_importable(const char *hash, const char **error_r)
 	if (computed == NULL) {
 		*error_r = "libxcrypt cannot use this hash: its parameters or salt are malformed";
 	} else if (strncmp(computed, family, strlen(family)) != 0 || digest_of(computed) == NULL ||
-		   strlen(digest_of(computed)) != strlen(digest)) {
+	           strlen(digest_of(computed)) != strlen(digest)) {
 		*error_r = "the hash is malformed: its digest does not have the length its type "
-			   "requires";
+		           "requires";
 	} else if (took > PASSWORD_IMPORT_SLOW_MS) {
 		*error_r = "checking a password against this hash takes more than 2 seconds; every "
-			   "login would too: use a lower cost";
+		           "login would too: use a lower cost";
 	} else {
 		ok = true;
 	}

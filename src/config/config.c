@@ -91,9 +91,10 @@ static const struct key_def keys[] = {
 
 static const char *const section_names[] = {"server", "tls", "delivery", "limits", "listener"};
 
-/* Smallest and largest message size a configuration may set. */
+/* Smallest and largest message size a configuration may set. A message is
+ * one SQLite blob, and SQLite's longest blob is 10^9 bytes. */
 #define MESSAGE_SIZE_MIN 1024ULL
-#define MESSAGE_SIZE_MAX (4ULL << 30)
+#define MESSAGE_SIZE_MAX (512ULL << 20)
 
 /* Parsing state: the config being built, the reader's position, errors. */
 struct loader {
@@ -484,7 +485,7 @@ static void set_value(struct loader *ld, const struct key_def *k, void *base, co
 		if (config_parse_size(value, &v, &e) < 0)
 			load_error(ld, ld->line, "%s: '%s': %s", k->name, value, e);
 		else if (v < MESSAGE_SIZE_MIN || v > MESSAGE_SIZE_MAX)
-			load_error(ld, ld->line, "%s: must be between 1K and 4G", k->name);
+			load_error(ld, ld->line, "%s: must be between 1K and 512M", k->name);
 		else
 			*(uint64_t *)field = v;
 		return;

@@ -20,9 +20,9 @@
 #include <time.h>
 
 #define QID_SEQ_BITS 28
-#define QID_US_BITS 52
-#define QID_SEQ_MAX ((UINT32_C(1) << QID_SEQ_BITS) - 1)
-#define QID_US_MAX ((UINT64_C(1) << QID_US_BITS) - 1)
+#define QID_US_BITS  52
+#define QID_SEQ_MAX  ((UINT32_C(1) << QID_SEQ_BITS) - 1)
+#define QID_US_MAX   ((UINT64_C(1) << QID_US_BITS) - 1)
 
 struct qid_value {
 	uint64_t us;  /* QID_US_BITS */
@@ -114,8 +114,8 @@ void qid_floor(const char *qid)
 		for (int i = 0; i < 8; i++)
 			half[h] = (half[h] << 5) | (uint64_t)qid_digit(qid[h * 8 + i]);
 	struct qid_value v = {
-		.us = (half[0] << (40 - QID_SEQ_BITS)) | (half[1] >> QID_SEQ_BITS),
-		.seq = (uint32_t)(half[1] & QID_SEQ_MAX),
+	    .us = (half[0] << (40 - QID_SEQ_BITS)) | (half[1] >> QID_SEQ_BITS),
+	    .seq = (uint32_t)(half[1] & QID_SEQ_MAX),
 	};
 	pthread_mutex_lock(&qid_lock);
 	if (qid_cmp(v, qid_last) > 0)

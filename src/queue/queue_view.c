@@ -31,12 +31,12 @@ struct queue_view {
 static _Thread_local char open_error[512];
 
 static const char msg_columns[] =
-	"id, arrival_ms, sender, size, body_type, smtputf8, ret, envid, declared_size,"
-	" client_addr, helo, listener, tls, account, held";
+    "id, arrival_ms, sender, size, body_type, smtputf8, ret, envid, declared_size,"
+    " client_addr, helo, listener, tls, account, held";
 
 /* view_error - format the view's error message and return it. */
 static const char *view_error(struct queue_view *v, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static const char *view_error(struct queue_view *v, const char *fmt, ...)
 {
 	va_list ap;
@@ -48,7 +48,7 @@ static const char *view_error(struct queue_view *v, const char *fmt, ...)
 
 /* view_db_error - the connection's last error, as the view's message. */
 static enum queue_view_result view_db_error(struct queue_view *v, const char *what,
-					    const char **error_r)
+                                            const char **error_r)
 {
 	*error_r = view_error(v, "queue.db: %s: %s", what, sqlite3_errmsg(v->db));
 	return QUEUE_VIEW_ERROR;
@@ -93,13 +93,12 @@ static struct queue_view_msg *msg_from_row(sqlite3_stmt *st)
 		m->sender = xstrdup("");
 	m->size = (uint64_t)sqlite3_column_int64(st, 3);
 	int body = sqlite3_column_int(st, 4);
-	m->body_type = body == SMTP_BODY_7BIT || body == SMTP_BODY_8BITMIME
-			       ? (enum smtp_body)body
-			       : SMTP_BODY_UNSPECIFIED;
+	m->body_type = body == SMTP_BODY_7BIT || body == SMTP_BODY_8BITMIME ? (enum smtp_body)body
+	                                                                    : SMTP_BODY_UNSPECIFIED;
 	m->smtputf8 = sqlite3_column_int(st, 5) != 0;
 	int ret = sqlite3_column_int(st, 6);
 	m->ret = ret == SMTP_RET_FULL || ret == SMTP_RET_HDRS ? (enum smtp_ret)ret
-							      : SMTP_RET_UNSPECIFIED;
+	                                                      : SMTP_RET_UNSPECIFIED;
 	m->envid = col_strdup(st, 7);
 	m->declared_size = (uint64_t)sqlite3_column_int64(st, 8);
 	m->client_addr = col_strdup(st, 9);
@@ -113,7 +112,7 @@ static struct queue_view_msg *msg_from_row(sqlite3_stmt *st)
 
 /* load_rcpts - fill in m's recipients, in RCPT order. */
 static enum queue_view_result load_rcpts(struct queue_view *v, struct queue_view_msg *m,
-					 const char **error_r)
+                                         const char **error_r)
 {
 	sqlite3_stmt *st = v->rcpts;
 	size_t cap = 0;
@@ -134,7 +133,9 @@ static enum queue_view_result load_rcpts(struct queue_view *v, struct queue_view
 		if (r->state == NULL)
 			r->state = xstrdup("queued");
 		int64_t attempts = sqlite3_column_int64(st, 4);
-		r->attempts = attempts < 0 ? 0 : attempts > UINT32_MAX ? UINT32_MAX : (uint32_t)attempts;
+		r->attempts = attempts < 0            ? 0
+		              : attempts > UINT32_MAX ? UINT32_MAX
+		                                      : (uint32_t)attempts;
 		r->next_attempt_ms = sqlite3_column_int64(st, 5);
 		r->last_result = col_strdup(st, 6);
 	}
@@ -187,7 +188,7 @@ static int view_check_schema(struct queue_view *v, const char *path)
 	sqlite3_stmt *st = NULL;
 	int64_t version = -1, app_id = -1;
 	if (sqlite3_prepare_v2(v->db, "SELECT * FROM pragma_user_version, pragma_application_id",
-			       -1, &st, NULL) == SQLITE_OK &&
+	                       -1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW) {
 		version = sqlite3_column_int64(st, 0);
 		app_id = sqlite3_column_int64(st, 1);
@@ -199,8 +200,8 @@ static int view_check_schema(struct queue_view *v, const char *path)
 		version = -1;
 	} else if (version != SPOOL_SCHEMA_VERSION) {
 		snprintf(open_error, sizeof(open_error),
-			 "%s: schema version %lld, this program reads %d", path,
-			 (long long)version, SPOOL_SCHEMA_VERSION);
+		         "%s: schema version %lld, this program reads %d", path, (long long)version,
+		         SPOOL_SCHEMA_VERSION);
 		version = -1;
 	}
 	sqlite3_finalize(st);
@@ -219,13 +220,13 @@ struct queue_view *queue_view_open(const char *state_dir, const char **error_r)
 	struct stat st;
 	if (stat(path, &st) < 0) {
 		snprintf(open_error, sizeof(open_error), "%s: %s%s", path, strerror(errno),
-			 errno == ENOENT ? " (detourd has not created the queue yet)" : "");
+		         errno == ENOENT ? " (detourd has not created the queue yet)" : "");
 		goto fail;
 	}
 	int rc = sqlite3_open_v2(path, &v->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(open_error, sizeof(open_error), "%s: %s", path,
-			 v->db != NULL ? sqlite3_errmsg(v->db) : sqlite3_errstr(rc));
+		         v->db != NULL ? sqlite3_errmsg(v->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
 	sqlite3_busy_timeout(v->db, QUEUE_VIEW_BUSY_TIMEOUT_MS);
@@ -238,12 +239,13 @@ struct queue_view *queue_view_open(const char *state_dir, const char **error_r)
 	sql = xasprintf("SELECT %s FROM message WHERE id = ?1", msg_columns);
 	if (view_prepare(v, sql, &v->get) < 0 ||
 	    view_prepare(v,
-			 "SELECT address, notify, orcpt, state, attempts, next_attempt_ms,"
-			 " last_result FROM recipient WHERE message_id = ?1 ORDER BY idx",
-			 &v->rcpts) < 0 ||
+	                 "SELECT address, notify, orcpt, state, attempts, next_attempt_ms,"
+	                 " last_result FROM recipient WHERE message_id = ?1 ORDER BY idx",
+	                 &v->rcpts) < 0 ||
 	    view_prepare(v, "SELECT rowid FROM body WHERE message_id = ?1", &v->body) < 0 ||
-	    view_prepare(v, "SELECT (SELECT count(*) FROM message), (SELECT count(*) FROM recipient)",
-			 &v->count) < 0)
+	    view_prepare(v,
+	                 "SELECT (SELECT count(*) FROM message), (SELECT count(*) FROM recipient)",
+	                 &v->count) < 0)
 		goto fail;
 	free(sql);
 	free(path);
@@ -272,7 +274,7 @@ void queue_view_close(struct queue_view **vp)
 }
 
 enum queue_view_result queue_view_foreach(struct queue_view *v, queue_view_msg_cb *cb, void *arg,
-					  const char **error_r)
+                                          const char **error_r)
 {
 	*error_r = NULL;
 	/* The list statement is in use until the loop ends: a callback may
@@ -301,7 +303,7 @@ enum queue_view_result queue_view_foreach(struct queue_view *v, queue_view_msg_c
 }
 
 enum queue_view_result queue_view_get(struct queue_view *v, const char *qid,
-				      struct queue_view_msg **msg_r, const char **error_r)
+                                      struct queue_view_msg **msg_r, const char **error_r)
 {
 	*msg_r = NULL;
 	*error_r = NULL;
@@ -352,7 +354,7 @@ static int write_all(int fd, const void *data, size_t len)
 
 /* view_copy_blob - body row `rowid` to fd in SPOOL_CHUNK pieces. */
 static enum queue_view_result view_copy_blob(struct queue_view *v, sqlite3_int64 rowid, int fd,
-					     const char **error_r)
+                                             const char **error_r)
 {
 	sqlite3_blob *blob = NULL;
 	if (sqlite3_blob_open(v->db, "main", "body", "data", rowid, 0, &blob) != SQLITE_OK) {
@@ -381,7 +383,7 @@ static enum queue_view_result view_copy_blob(struct queue_view *v, sqlite3_int64
 }
 
 enum queue_view_result queue_view_cat(struct queue_view *v, const char *qid, int fd,
-				      const char **error_r)
+                                      const char **error_r)
 {
 	*error_r = NULL;
 	if (!spool_qid_valid(qid)) {
@@ -411,7 +413,7 @@ enum queue_view_result queue_view_cat(struct queue_view *v, const char *qid, int
 }
 
 enum queue_view_result queue_view_count(struct queue_view *v, uint64_t *messages_r,
-					uint64_t *recipients_r, const char **error_r)
+                                        uint64_t *recipients_r, const char **error_r)
 {
 	*error_r = NULL;
 	enum queue_view_result res = QUEUE_VIEW_OK;

@@ -43,19 +43,19 @@ enum queue_view_result {
 /* One recipient, as the delivery engine last left it. */
 struct queue_view_rcpt {
 	char *address;
-	char *state;	 /* "queued", "deferred", "delivered" or "failed" */
+	char *state;     /* "queued", "deferred", "delivered" or "failed" */
 	unsigned notify; /* SMTP_NOTIFY_* bits, 0 if NOTIFY was not given */
-	char *orcpt;	 /* "rfc822;user@example.org", NULL if none */
+	char *orcpt;     /* "rfc822;user@example.org", NULL if none */
 	uint32_t attempts;
 	int64_t next_attempt_ms; /* wall clock, ms since the epoch; 0: as soon as possible */
-	char *last_result;	 /* remote's reply or our reason, NULL if not tried */
+	char *last_result;       /* remote's reply or our reason, NULL if not tried */
 };
 
 /* One queued message: its envelope and recipients (docs/queue.md, "Schema",
  * explains each field). Strings are NULL where the envelope had none. */
 struct queue_view_msg {
 	char id[QID_SIZE];
-	char *sender; /* "" for the null reverse-path */
+	char *sender;  /* "" for the null reverse-path */
 	uint64_t size; /* bytes of the stored body, as `queue cat` prints them */
 	int64_t arrival_ms;
 	char *listener;
@@ -96,7 +96,7 @@ typedef int queue_view_msg_cb(void *arg, const struct queue_view_msg *msg);
  * or QUEUE_VIEW_ERROR.
  */
 enum queue_view_result queue_view_foreach(struct queue_view *v, queue_view_msg_cb *cb, void *arg,
-					  const char **error_r);
+                                          const char **error_r);
 
 /*
  * queue_view_get - look up one message by id. On QUEUE_VIEW_OK *msg_r is a
@@ -104,7 +104,7 @@ enum queue_view_result queue_view_foreach(struct queue_view *v, queue_view_msg_c
  * NULL. A malformed id is QUEUE_VIEW_NOTFOUND.
  */
 enum queue_view_result queue_view_get(struct queue_view *v, const char *qid,
-				      struct queue_view_msg **msg_r, const char **error_r);
+                                      struct queue_view_msg **msg_r, const char **error_r);
 
 /* queue_view_msg_free - free a message from queue_view_get. Sets *msg to
  * NULL; NULL is fine. */
@@ -118,11 +118,11 @@ void queue_view_msg_free(struct queue_view_msg **msg);
  * fd may then have received part of the body. fd stays open.
  */
 enum queue_view_result queue_view_cat(struct queue_view *v, const char *qid, int fd,
-				      const char **error_r);
+                                      const char **error_r);
 
 /* queue_view_count - how many messages and recipients (in any state) are in
  * the queue, from one snapshot. Either out-parameter may be NULL. */
 enum queue_view_result queue_view_count(struct queue_view *v, uint64_t *messages_r,
-					uint64_t *recipients_r, const char **error_r);
+                                        uint64_t *recipients_r, const char **error_r);
 
 #endif

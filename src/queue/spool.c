@@ -168,7 +168,7 @@ struct spool *spool_open(const char *state_dir, struct event_base *base, const c
 	 * durable before the first 250 depends on them. */
 	if (fsync_dir(state_dir) < 0) {
 		snprintf(open_error, sizeof(open_error), "%s: fsync: %s", state_dir,
-			 strerror(errno));
+		         strerror(errno));
 		goto fail;
 	}
 
@@ -185,7 +185,7 @@ struct spool *spool_open(const char *state_dir, struct event_base *base, const c
 	int rc = pthread_create(&sp->thread, NULL, writer_main, sp);
 	if (rc != 0) {
 		snprintf(open_error, sizeof(open_error), "starting the writer thread: %s",
-			 strerror(rc));
+		         strerror(rc));
 		goto fail;
 	}
 	sp->thread_started = true;
@@ -254,7 +254,7 @@ struct spool_envelope *spool_msg_envelope(struct spool_msg *m)
 }
 
 void spool_msg_add_rcpt(struct spool_msg *m, const char *address, unsigned notify,
-			const char *orcpt)
+                        const char *orcpt)
 {
 	if (m->rcpt_count == m->rcpt_cap) {
 		m->rcpt_cap = m->rcpt_cap ? m->rcpt_cap * 2 : 4;
@@ -430,7 +430,7 @@ static void spool_refuse(struct spool *sp, struct spool_job *job)
 	if (job->kind == SPOOL_JOB_COMMIT) {
 		struct spool_msg *m = (struct spool_msg *)job;
 		log_event(LOG_LEVEL_WARN, "queue.error", "qid=%s step=closing result=tempfail",
-			  m->env.qid);
+		          m->env.qid);
 		spool_msg_release_body(m);
 		atomic_fetch_sub(&sp->pending, 1);
 	}

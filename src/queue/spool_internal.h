@@ -75,7 +75,7 @@ struct spool_msg {
 	struct spool_job job; /* must stay first: the writer goes from job to message */
 	struct spool *sp;
 	enum spool_msg_state state; /* loop */
-	bool canceled;		    /* loop: spool_cancel was called */
+	bool canceled;              /* loop: spool_cancel was called */
 	struct spool_envelope env;
 	struct spool_rcpt *rcpts;
 	size_t rcpt_count, rcpt_cap;
@@ -85,7 +85,7 @@ struct spool_msg {
 	 * mem_len bytes not yet written to spill_fd. */
 	unsigned char *mem;
 	size_t mem_len, mem_cap;
-	int spill_fd;	  /* -1 while the body is in memory */
+	int spill_fd;     /* -1 while the body is in memory */
 	char *spill_path; /* state_dir/tmp/QID, NULL while in memory */
 	int append_errno; /* a failed spill write is sticky: 0 if none */
 };
@@ -97,19 +97,19 @@ struct spool {
 	char *tmp_dir;
 	struct event_base *base;
 	struct event *wake_ev; /* loop: reads wake_fd */
-	int wake_fd;	       /* eventfd: the writer adds 1 after posting results */
+	int wake_fd;           /* eventfd: the writer adds 1 after posting results */
 	pthread_t thread;
 	bool thread_started;
 	bool delivering; /* loop: inside spool_deliver, callbacks running */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;		 /* lock: signalled when queue grows or stopping */
-	struct spool_job *queue_head;	 /* lock: handed to the writer, in order */
-	struct spool_job *queue_tail;	 /* lock */
-	struct spool_job *done_head;	 /* lock: finished, callbacks not yet run */
-	struct spool_job *done_tail;	 /* lock */
-	bool stopping;			 /* lock: spool_close was called */
-	bool closed;			 /* loop: the writer has exited */
+	pthread_cond_t cond;          /* lock: signalled when queue grows or stopping */
+	struct spool_job *queue_head; /* lock: handed to the writer, in order */
+	struct spool_job *queue_tail; /* lock */
+	struct spool_job *done_head;  /* lock: finished, callbacks not yet run */
+	struct spool_job *done_tail;  /* lock */
+	bool stopping;                /* lock: spool_close was called */
+	bool closed;                  /* loop: the writer has exited */
 
 	struct spool_writer *writer; /* writer (created at open, before the thread) */
 
@@ -122,7 +122,7 @@ struct spool {
 /* spool_writer.c: the database side. writer_open runs on the loop thread in
  * spool_open (so errors reach its caller); everything else on the writer. */
 struct spool_writer *writer_open(struct spool *sp, const char *db_path, uint64_t *messages_r,
-				 char *err, size_t errlen);
+                                 char *err, size_t errlen);
 void writer_close(struct spool_writer **w);
 void *writer_main(void *arg);
 

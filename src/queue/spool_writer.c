@@ -29,38 +29,38 @@
  * never stores NULL (a TEXT PRIMARY KEY of a rowid table would otherwise
  * accept one). */
 static const char schema_sql[] =
-	"CREATE TABLE message ("
-	" id TEXT PRIMARY KEY NOT NULL,"
-	" arrival_ms INTEGER NOT NULL,"
-	" sender TEXT NOT NULL,"
-	" size INTEGER NOT NULL,"
-	" body_type INTEGER NOT NULL DEFAULT 0,"
-	" smtputf8 INTEGER NOT NULL DEFAULT 0,"
-	" ret INTEGER NOT NULL DEFAULT 0,"
-	" envid TEXT,"
-	" declared_size INTEGER NOT NULL DEFAULT 0,"
-	" client_addr TEXT,"
-	" helo TEXT,"
-	" listener TEXT,"
-	" tls TEXT,"
-	" account TEXT,"
-	" held INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE body ("
-	" message_id TEXT PRIMARY KEY NOT NULL REFERENCES message(id) ON DELETE CASCADE,"
-	" data BLOB NOT NULL);"
-	"CREATE TABLE recipient ("
-	" message_id TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,"
-	" idx INTEGER NOT NULL,"
-	" address TEXT NOT NULL,"
-	" notify INTEGER NOT NULL DEFAULT 0,"
-	" orcpt TEXT,"
-	" state TEXT NOT NULL DEFAULT 'queued'"
-	"  CHECK (state IN ('queued', 'deferred', 'delivered', 'failed')),"
-	" attempts INTEGER NOT NULL DEFAULT 0,"
-	" next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
-	" last_result TEXT,"
-	" PRIMARY KEY (message_id, idx));"
-	"CREATE INDEX recipient_due ON recipient(state, next_attempt_ms);";
+    "CREATE TABLE message ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " arrival_ms INTEGER NOT NULL,"
+    " sender TEXT NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " body_type INTEGER NOT NULL DEFAULT 0,"
+    " smtputf8 INTEGER NOT NULL DEFAULT 0,"
+    " ret INTEGER NOT NULL DEFAULT 0,"
+    " envid TEXT,"
+    " declared_size INTEGER NOT NULL DEFAULT 0,"
+    " client_addr TEXT,"
+    " helo TEXT,"
+    " listener TEXT,"
+    " tls TEXT,"
+    " account TEXT,"
+    " held INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE body ("
+    " message_id TEXT PRIMARY KEY NOT NULL REFERENCES message(id) ON DELETE CASCADE,"
+    " data BLOB NOT NULL);"
+    "CREATE TABLE recipient ("
+    " message_id TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,"
+    " idx INTEGER NOT NULL,"
+    " address TEXT NOT NULL,"
+    " notify INTEGER NOT NULL DEFAULT 0,"
+    " orcpt TEXT,"
+    " state TEXT NOT NULL DEFAULT 'queued'"
+    "  CHECK (state IN ('queued', 'deferred', 'delivered', 'failed')),"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
+    " last_result TEXT,"
+    " PRIMARY KEY (message_id, idx));"
+    "CREATE INDEX recipient_due ON recipient(state, next_attempt_ms);";
 
 struct spool_writer {
 	struct spool *sp;
@@ -70,13 +70,13 @@ struct spool_writer {
 	sqlite3_stmt *insert_message, *insert_body, *insert_rcpt;
 	sqlite3_stmt *delete_message, *set_held;
 	unsigned char *chunk; /* SPOOL_CHUNK bytes: spill file -> blob */
-	int wal_pages;	      /* pages in the WAL after the last commit */
+	int wal_pages;        /* pages in the WAL after the last commit */
 };
 
 /* What went wrong, kept long enough to classify and log it once. */
 struct writer_err {
-	int code;	/* SQLite extended result code, 0 for a system call */
-	int sys_errno;	/* errno behind it, 0 if none */
+	int code;      /* SQLite extended result code, 0 for a system call */
+	int sys_errno; /* errno behind it, 0 if none */
 	const char *step;
 	char text[200];
 };
@@ -191,7 +191,7 @@ static void writer_log_err(const struct writer_err *e, const char *qid, size_t c
 
 /* writer_step - run a statement that returns no rows we need, then reset it. */
 static int writer_step(struct spool_writer *w, sqlite3_stmt *st, struct writer_err *e,
-		       const char *step)
+                       const char *step)
 {
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
@@ -207,7 +207,7 @@ static int writer_step(struct spool_writer *w, sqlite3_stmt *st, struct writer_e
  * file, SPOOL_CHUNK bytes at a time, so that a 30 MB message never sits in
  * memory whole. */
 static int writer_copy_spill(struct spool_writer *w, struct spool_msg *m, sqlite3_int64 rowid,
-			     struct writer_err *e)
+                             struct writer_err *e)
 {
 	sqlite3_blob *blob = NULL;
 	int rc = sqlite3_blob_open(w->db, "main", "body", "data", rowid, 1, &blob);
@@ -224,7 +224,7 @@ static int writer_copy_spill(struct spool_writer *w, struct spool_msg *m, sqlite
 			continue;
 		if (got <= 0) {
 			writer_err_sys(e, got < 0 ? errno : EIO, "body",
-				       got < 0 ? "reading spill file" : "spill file too short");
+			               got < 0 ? "reading spill file" : "spill file too short");
 			sqlite3_blob_close(blob);
 			return -1;
 		}
@@ -385,8 +385,8 @@ static int writer_run_job(struct spool_writer *w, struct spool_job *job, struct 
 	int r = writer_step(w, w->savepoint, e, "savepoint");
 	if (r == 0) {
 		r = job->kind == SPOOL_JOB_COMMIT
-			    ? writer_insert_message(w, (struct spool_msg *)job, e)
-			    : writer_run_op(w, job, e);
+		        ? writer_insert_message(w, (struct spool_msg *)job, e)
+		        : writer_run_op(w, job, e);
 		if (r == 0)
 			r = writer_step(w, w->release, e, "release");
 		if (r == 0) {
@@ -471,9 +471,9 @@ out:;
 	}
 	atomic_fetch_sub(&sp->pending, msgs);
 	log_event(LOG_LEVEL_DEBUG, "queue.batch",
-		  "count=%llu ops=%llu failed=%llu committed=%s ms=%lld", (unsigned long long)msgs,
-		  (unsigned long long)(n - msgs), (unsigned long long)failed,
-		  committed ? "yes" : "no", (long long)(mono_ms() - start));
+	          "count=%llu ops=%llu failed=%llu committed=%s ms=%lld", (unsigned long long)msgs,
+	          (unsigned long long)(n - msgs), (unsigned long long)failed,
+	          committed ? "yes" : "no", (long long)(mono_ms() - start));
 }
 
 /* writer_wal_hook - remember how large the WAL is after each commit; it
@@ -499,7 +499,7 @@ static void writer_checkpoint(struct spool_writer *w, bool idle)
 	int64_t start = mono_ms();
 	int log_frames = 0, done_frames = 0;
 	int rc = sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
-					   &done_frames);
+	                                   &done_frames);
 	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
 		struct logline l;
 		logline_init(&l, "queue.error");
@@ -509,7 +509,7 @@ static void writer_checkpoint(struct spool_writer *w, bool idle)
 		logline_emit(&l, LOG_LEVEL_WARN);
 	}
 	log_event(LOG_LEVEL_DEBUG, "queue.checkpoint", "frames=%d done=%d ms=%lld", log_frames,
-		  done_frames, (long long)(mono_ms() - start));
+	          done_frames, (long long)(mono_ms() - start));
 	/* Until the next commit reports the WAL's size again. */
 	w->wal_pages = 0;
 }
@@ -582,7 +582,7 @@ static int writer_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 /* writer_query - the first column of the first row of sql, as a number
  * (0 for no row or NULL); text rows are copied to text_r if given. */
 static int writer_query(sqlite3 *db, const char *sql, int64_t *value_r, char *text_r,
-			size_t text_size, char *err, size_t errlen)
+                        size_t text_size, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -620,28 +620,30 @@ static int writer_schema(sqlite3 *db, char *err, size_t errlen)
 		return -1;
 	if (writer_query(db, "PRAGMA user_version", &version, NULL, 0, err, errlen) < 0 ||
 	    writer_query(db, "PRAGMA application_id", &app_id, NULL, 0, err, errlen) < 0 ||
-	    writer_query(db, "SELECT count(*) FROM sqlite_schema", &tables, NULL, 0, err,
-			 errlen) < 0)
+	    writer_query(db, "SELECT count(*) FROM sqlite_schema", &tables, NULL, 0, err, errlen) <
+	        0)
 		goto fail;
 	if (app_id != 0 && app_id != SPOOL_APPLICATION_ID) {
 		snprintf(err, errlen, "queue.db: not a detour queue (application_id %lld)",
-			 (long long)app_id);
+		         (long long)app_id);
 		goto fail;
 	}
 	if (version == 0) {
 		if (tables != 0) {
-			snprintf(err, errlen, "queue.db: not a detour queue (tables but no version)");
+			snprintf(err, errlen,
+			         "queue.db: not a detour queue (tables but no version)");
 			goto fail;
 		}
 		char pragmas[128];
-		snprintf(pragmas, sizeof(pragmas), "PRAGMA application_id=%d; PRAGMA user_version=%d",
-			 SPOOL_APPLICATION_ID, SPOOL_SCHEMA_VERSION);
+		snprintf(pragmas, sizeof(pragmas),
+		         "PRAGMA application_id=%d; PRAGMA user_version=%d", SPOOL_APPLICATION_ID,
+		         SPOOL_SCHEMA_VERSION);
 		if (writer_exec(db, schema_sql, err, errlen) < 0 ||
 		    writer_exec(db, pragmas, err, errlen) < 0)
 			goto fail;
 	} else if (version != SPOOL_SCHEMA_VERSION) {
 		snprintf(err, errlen, "queue.db: schema version %lld, this program knows %d",
-			 (long long)version, SPOOL_SCHEMA_VERSION);
+		         (long long)version, SPOOL_SCHEMA_VERSION);
 		goto fail;
 	}
 	return writer_exec(db, "COMMIT", err, errlen);
@@ -652,7 +654,7 @@ fail:
 
 /* writer_prepare - one statement kept for the life of the connection. */
 static int writer_prepare(struct spool_writer *w, const char *sql, sqlite3_stmt **st_r, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	if (sqlite3_prepare_v3(w->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st_r, NULL) !=
 	    SQLITE_OK) {
@@ -663,19 +665,19 @@ static int writer_prepare(struct spool_writer *w, const char *sql, sqlite3_stmt 
 }
 
 struct spool_writer *writer_open(struct spool *sp, const char *db_path, uint64_t *messages_r,
-				 char *err, size_t errlen)
+                                 char *err, size_t errlen)
 {
 	struct spool_writer *w = xcalloc(1, sizeof(*w));
 	w->sp = sp;
 	/* NOMUTEX: the connection is used by one thread at a time, handed from
 	 * spool_open to the writer thread by pthread_create and back by
 	 * pthread_join. */
-	int rc = sqlite3_open_v2(db_path, &w->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-				 NULL);
+	int rc =
+	    sqlite3_open_v2(db_path, &w->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", db_path,
-			 w->db != NULL ? sqlite3_errmsg(w->db) : sqlite3_errstr(rc));
+		         w->db != NULL ? sqlite3_errmsg(w->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
 	sqlite3_extended_result_codes(w->db, 1);
@@ -686,16 +688,17 @@ struct spool_writer *writer_open(struct spool *sp, const char *db_path, uint64_t
 	    0)
 		goto fail;
 	if (strcmp(mode, "wal") != 0) {
-		snprintf(err, errlen, "%s: cannot use WAL mode (journal_mode is %s)", db_path, mode);
+		snprintf(err, errlen, "%s: cannot use WAL mode (journal_mode is %s)", db_path,
+		         mode);
 		goto fail;
 	}
 	/* synchronous=FULL: in WAL mode, the WAL is fsynced at every COMMIT,
 	 * which is what makes a commit callback mean "on disk". */
 	char pragmas[256];
 	snprintf(pragmas, sizeof(pragmas),
-		 "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=%d;"
-		 "PRAGMA cache_size=-8192",
-		 SPOOL_WAL_SIZE_LIMIT);
+	         "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=%d;"
+	         "PRAGMA cache_size=-8192",
+	         SPOOL_WAL_SIZE_LIMIT);
 	if (writer_exec(w->db, pragmas, err, errlen) < 0)
 		goto fail;
 	int64_t check = 0;
@@ -720,10 +723,9 @@ struct spool_writer *writer_open(struct spool *sp, const char *db_path, uint64_t
 
 	int64_t count = 0;
 	char max_id[QID_SIZE + 8];
-	if (writer_query(w->db, "SELECT count(*) FROM message", &count, NULL, 0, err, errlen) <
-		    0 ||
+	if (writer_query(w->db, "SELECT count(*) FROM message", &count, NULL, 0, err, errlen) < 0 ||
 	    writer_query(w->db, "SELECT max(id) FROM message", NULL, max_id, sizeof(max_id), err,
-			 errlen) < 0)
+	                 errlen) < 0)
 		goto fail;
 	*messages_r = (uint64_t)count;
 	qid_floor(max_id);
@@ -735,20 +737,20 @@ struct spool_writer *writer_open(struct spool *sp, const char *db_path, uint64_t
 	    writer_prepare(w, "RELEASE item", &w->release, err, errlen) < 0 ||
 	    writer_prepare(w, "ROLLBACK TO item", &w->rollback_to, err, errlen) < 0 ||
 	    writer_prepare(w,
-			   "INSERT INTO message (id, arrival_ms, sender, size, body_type, smtputf8,"
-			   " ret, envid, declared_size, client_addr, helo, listener, tls, account)"
-			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-			   &w->insert_message, err, errlen) < 0 ||
+	                   "INSERT INTO message (id, arrival_ms, sender, size, body_type, smtputf8,"
+	                   " ret, envid, declared_size, client_addr, helo, listener, tls, account)"
+	                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	                   &w->insert_message, err, errlen) < 0 ||
 	    writer_prepare(w, "INSERT INTO body (message_id, data) VALUES (?1, ?2)",
-			   &w->insert_body, err, errlen) < 0 ||
+	                   &w->insert_body, err, errlen) < 0 ||
 	    writer_prepare(w,
-			   "INSERT INTO recipient (message_id, idx, address, notify, orcpt)"
-			   " VALUES (?1, ?2, ?3, ?4, ?5)",
-			   &w->insert_rcpt, err, errlen) < 0 ||
+	                   "INSERT INTO recipient (message_id, idx, address, notify, orcpt)"
+	                   " VALUES (?1, ?2, ?3, ?4, ?5)",
+	                   &w->insert_rcpt, err, errlen) < 0 ||
 	    writer_prepare(w, "DELETE FROM message WHERE id = ?1", &w->delete_message, err,
-			   errlen) < 0 ||
+	                   errlen) < 0 ||
 	    writer_prepare(w, "UPDATE message SET held = ?1 WHERE id = ?2", &w->set_held, err,
-			   errlen) < 0)
+	                   errlen) < 0)
 		goto fail;
 	w->chunk = xmalloc(SPOOL_CHUNK);
 	return w;
@@ -762,10 +764,10 @@ void writer_close(struct spool_writer **wp)
 	struct spool_writer *w = *wp;
 	if (w == NULL)
 		return;
-	sqlite3_stmt *stmts[] = {w->begin,	    w->commit,	    w->rollback,
-				 w->savepoint,	    w->release,	    w->rollback_to,
-				 w->insert_message, w->insert_body, w->insert_rcpt,
-				 w->delete_message, w->set_held};
+	sqlite3_stmt *stmts[] = {w->begin,          w->commit,      w->rollback,
+	                         w->savepoint,      w->release,     w->rollback_to,
+	                         w->insert_message, w->insert_body, w->insert_rcpt,
+	                         w->delete_message, w->set_held};
 	for (size_t i = 0; i < ARRAY_SIZE(stmts); i++)
 		sqlite3_finalize(stmts[i]);
 	/* The last connection to close checkpoints the WAL and removes it. */

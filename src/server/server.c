@@ -4,6 +4,9 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/file.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -38,7 +41,7 @@ struct server_listener {
 /* After accept() fails for lack of descriptors, pause accepting this long. */
 #define ACCEPT_PAUSE_MS 100
 
-static char error_buf[512];
+static char error_buf[PATH_MAX + 256];
 
 /* bind_addr - create, bind and listen on one address; -1 with error_buf. */
 static int bind_addr(const struct config_addr *a, const char *cfg_path,
@@ -206,6 +209,7 @@ struct server *server_new(struct config *cfg, const char **error_r)
 	struct server *srv = xcalloc(1, sizeof(*srv));
 	srv->cfg = config_ref(cfg);
 	srv->started = time(NULL);
+	srv->lock_fd = -1;
 	/* The key is read now, as root, like the ports are bound. */
 	if (tls_for(cfg, &srv->tls_ctx, error_r) < 0)
 		goto fail;
@@ -221,9 +225,31 @@ fail:
 	return NULL;
 }
 
+/* lock_state_dir - one daemon per state folder: a second one would remove
+ * the first one's spill files and fight over the queue. */
+static int lock_state_dir(struct server *srv, const char **error_r)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/detourd.lock", srv->cfg->state_dir);
+	srv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (srv->lock_fd < 0 || flock(srv->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			snprintf(error_buf, sizeof(error_buf),
+				 "another detourd is running with state_dir %s", srv->cfg->state_dir);
+		else
+			snprintf(error_buf, sizeof(error_buf), "cannot lock %s: %s", path,
+				 strerror(errno));
+		*error_r = error_buf;
+		return -1;
+	}
+	return 0;
+}
+
 int server_start(struct server *srv, struct event_base *base, const char **error_r)
 {
 	srv->base = base;
+	if (lock_state_dir(srv, error_r) < 0)
+		return -1;
 	srv->spool = spool_open(srv->cfg->state_dir, srv->base, error_r);
 	if (srv->spool == NULL)
 		return -1;
@@ -373,6 +399,8 @@ void server_free(struct server **srvp)
 		SSL_CTX_free(srv->tls_ctx);
 	if (srv->grace_timer != NULL)
 		event_free(srv->grace_timer);
+	if (srv->lock_fd >= 0)
+		close(srv->lock_fd);
 	config_unref(&srv->cfg);
 	free(srv);
 }

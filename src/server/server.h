@@ -43,6 +43,7 @@ struct server {
 	uint64_t messages_refused;
 	time_t started;
 	bool stopping;
+	int lock_fd; /* state_dir/detourd.lock, held while running */
 };
 
 /* server_new - bind every listener of cfg (fatal problems go to *error_r,

@@ -113,6 +113,10 @@ struct session {
 	enum smtp_reply_id bdat_error;
 	enum session_state bdat_return; /* state to go back to after a discarded chunk */
 
+	/* Closing: the last replies are flushed, then the session is freed. */
+	struct event *close_ev;
+	int64_t close_deadline_ms;
+
 	/* A message handed to the spool, waiting for its commit. */
 	struct spool_msg *pending;
 	struct logline *pending_log; /* the message's log line, completed with the result */
@@ -1244,11 +1248,22 @@ static void on_read(struct bufferevent *bev, void *arg)
 	session_process(arg);
 }
 
+/* output_pending - bytes not yet handed to the kernel; under STARTTLS the
+ * encrypted bytes wait in the underlying connection's buffer. */
+static size_t output_pending(struct session *s)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	if (under != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
 static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 	if (s->state == SESSION_STATE_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (output_pending(s) == 0)
 			session_free(s);
 		return;
 	}
@@ -1297,9 +1312,22 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	session_free(s);
 }
 
-static void free_later(evutil_socket_t fd, short what, void *arg)
+/* Interval at which a closing session checks that its replies are out. */
+#define CLOSE_POLL_MS 10
+/* A client that does not read its last replies is cut off after this. */
+#define CLOSE_FLUSH_MS 5000
+
+/* close_check - free the session once its replies have left (or it is
+ * clear they never will). */
+static void close_check(evutil_socket_t fd, short what, void *arg)
 {
-	session_free(arg);
+	struct session *s = arg;
+	if (output_pending(s) > 0 && mono_ms() < s->close_deadline_ms) {
+		struct timeval tv = {0, CLOSE_POLL_MS * 1000};
+		evtimer_add(s->close_ev, &tv);
+		return;
+	}
+	session_free(s);
 }
 
 /* session_close - stop reading; free the session once the replies written
@@ -1311,16 +1339,15 @@ static void session_close(struct session *s, const char *reason)
 	s->close_reason = reason;
 	set_state(s, SESSION_STATE_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
-	/* The write callback fires when the output is empty. If it already
-	 * is, free from the loop, not here: callers still hold s. A short
-	 * write timeout bounds a client that stopped reading. */
-	struct timeval wtv = {5, 0};
-	bufferevent_set_timeouts(s->bev, NULL, &wtv);
+	/* The session is freed from the loop, never here (callers still hold
+	 * s): by the write callback once the output is empty, or by
+	 * close_check, which also covers TLS's underlying buffer and a client
+	 * that stopped reading. */
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
-		struct timeval now = {0, 0};
-		event_base_once(s->srv->base, -1, EV_TIMEOUT, free_later, s, &now);
-	}
+	s->close_deadline_ms = mono_ms() + CLOSE_FLUSH_MS;
+	s->close_ev = evtimer_new(s->srv->base, close_check, s);
+	struct timeval now = {0, 0};
+	evtimer_add(s->close_ev, &now);
 }
 
 static void session_free(struct session *s)
@@ -1342,6 +1369,8 @@ static void session_free(struct session *s)
 		s->auth_job->session = NULL; /* the worker's result is dropped */
 	if (s->auth_delay != NULL)
 		event_free(s->auth_delay);
+	if (s->close_ev != NULL)
+		event_free(s->close_ev);
 	if (s->login != NULL) {
 		explicit_bzero(s->login, sizeof(*s->login));
 		free(s->login);

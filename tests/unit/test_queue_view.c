@@ -109,7 +109,7 @@ static void commit_cb(void *arg, enum spool_result result, const char *qid)
 /* commit - queue a message from sender with nrcpt recipients and a body
  * of `size` bytes of `fill`; return its id. */
 static void commit(struct fixture *f, const char *sender, int nrcpt, size_t size, char fill,
-		   int64_t arrival_ms, char qid_r[QID_SIZE])
+                   int64_t arrival_ms, char qid_r[QID_SIZE])
 {
 	struct spool_msg *m = spool_msg_new(f->sp);
 	struct spool_envelope *env = spool_msg_envelope(m);
@@ -125,9 +125,9 @@ static void commit(struct fixture *f, const char *sender, int nrcpt, size_t size
 	char buf[1024];
 	memset(buf, fill, sizeof(buf));
 	for (size_t off = 0; off < size; off += sizeof(buf))
-		assert_int_equal(spool_msg_append(m, buf, size - off < sizeof(buf) ? size - off
-										    : sizeof(buf)),
-				 0);
+		assert_int_equal(
+		    spool_msg_append(m, buf, size - off < sizeof(buf) ? size - off : sizeof(buf)),
+		    0);
 	struct outcome o = {0};
 	spool_commit(f->sp, m, commit_cb, &o);
 	int64_t deadline = mono_ms() + 60000;
@@ -145,7 +145,7 @@ struct listing {
 	char senders[16][64];
 	size_t rcpts[16];
 	struct fixture *f;
-	bool nested; /* call get and cat from inside the callback */
+	bool nested;        /* call get and cat from inside the callback */
 	bool commit_during; /* commit a message during the iteration */
 };
 
@@ -171,7 +171,7 @@ static int list_cb(void *arg, const struct queue_view_msg *msg)
 		close(fd);
 		/* But not a second listing from inside the first. */
 		assert_int_equal(queue_view_foreach(l->f->view, list_cb, l, &err),
-				 QUEUE_VIEW_ERROR);
+		                 QUEUE_VIEW_ERROR);
 		assert_non_null(err);
 	}
 	if (l->commit_during && l->count == 1) {
@@ -375,13 +375,13 @@ int main(void)
 {
 	log_open("test_queue_view", true, LOG_LEVEL_WARN);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sees_commits_while_open, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_foreach_oldest_first, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_foreach_is_a_snapshot, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_get_and_cat_notfound, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cat_exact_bytes_in_chunks, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_view_after_spool_closed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sees_commits_while_open, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_foreach_oldest_first, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_foreach_is_a_snapshot, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_get_and_cat_notfound, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cat_exact_bytes_in_chunks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_view_after_spool_closed, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -177,7 +177,7 @@ static struct spool_msg *new_msg(struct spool *sp, int nrcpt, uint32_t seed, uin
 		char addr[64];
 		snprintf(addr, sizeof(addr), "rcpt%d@example.net", i);
 		spool_msg_add_rcpt(m, addr, i == 0 ? SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY : 0,
-				   i == 0 ? "rfc822;orig@example.net" : "");
+		                   i == 0 ? "rfc822;orig@example.net" : "");
 	}
 	assert_int_equal(spool_msg_rcpt_count(m), (size_t)nrcpt);
 	append_body(m, seed, size);
@@ -219,7 +219,7 @@ static void check_body(const char *dir, const char *qid, uint32_t seed, uint64_t
 		for (ssize_t i = 0; i < n; i++)
 			if (buf[i] != pattern(seed, off + (uint64_t)i))
 				fail_msg("%s: byte %llu differs", qid,
-					 (unsigned long long)(off + (uint64_t)i));
+				         (unsigned long long)(off + (uint64_t)i));
 		off += (uint64_t)n;
 	}
 	free(buf);
@@ -341,7 +341,7 @@ static void test_qid_clock_steps_back(void **state)
 	assert_true(spool_qid_valid(d));
 	assert_true(strcmp(d, future) > 0);
 	qid_floor("not an id"); /* ignored */
-	qid_floor(a);		/* lower than the floor: ignored */
+	qid_floor(a);           /* lower than the floor: ignored */
 	qid_next(b);
 	assert_true(strcmp(b, d) > 0);
 }
@@ -484,7 +484,7 @@ static void test_group_commit(void **state)
 	for (int i = 0; i < N; i++) {
 		/* Some in memory, some spilled, in the same batches. */
 		m[i] = new_msg(f->sp, 1 + i % 3, 100 + (uint32_t)i,
-			       i % 10 == 0 ? SPOOL_INMEM_MAX + 100 : 4096);
+		               i % 10 == 0 ? SPOOL_INMEM_MAX + 100 : 4096);
 		o[i] = (struct outcome){.f = f, .counter = &done};
 	}
 	/* All handed over before the loop runs: they are "concurrent". */
@@ -880,9 +880,9 @@ static void test_reopen_keeps_everything(void **state)
 	char q[3][QID_SIZE];
 	uint64_t sizes[3] = {10, SPOOL_INMEM_MAX * 3, 70000};
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(commit_one(f, new_msg(f->sp, i + 1, 30 + (uint32_t)i, sizes[i]),
-					    q[i]),
-				 SPOOL_OK);
+		assert_int_equal(
+		    commit_one(f, new_msg(f->sp, i + 1, 30 + (uint32_t)i, sizes[i]), q[i]),
+		    SPOOL_OK);
 	assert_int_equal(run_op(f, SPOOL_OP_HOLD, q[1]), SPOOL_OK);
 	spool_close(&f->sp);
 	assert_null(f->sp);
@@ -1022,10 +1022,10 @@ static void test_throughput(void **state)
 		spool_get_stats(f->sp, &after);
 		assert_int_equal(b.failed, 0);
 		print_message("# 4 KiB messages, %d in flight: %d in %lld ms = %.0f msg/s, "
-			      "%llu batches\n",
-			      inflight[k], b.total, (long long)ms,
-			      ms > 0 ? b.total * 1000.0 / (double)ms : 0.0,
-			      (unsigned long long)(after.batches - before.batches));
+		              "%llu batches\n",
+		              inflight[k], b.total, (long long)ms,
+		              ms > 0 ? b.total * 1000.0 / (double)ms : 0.0,
+		              (unsigned long long)(after.batches - before.batches));
 	}
 }
 
@@ -1033,29 +1033,29 @@ int main(void)
 {
 	log_open("test_spool", true, LOG_LEVEL_INFO);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_qid_valid),
-		cmocka_unit_test_setup_teardown(test_qid_unique_ordered, setup, teardown),
-		cmocka_unit_test(test_qid_clock_steps_back),
-		cmocka_unit_test_setup_teardown(test_commit_small, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commit_minimal_envelope, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commit_at_inmem_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commit_5mb, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commit_30mb, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_msg_free_removes_spill, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stale_spill_removed_at_open, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ops, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ops_in_order_with_commits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_duplicate_fails_alone, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_spill_write_fails, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commit_fails_whole_batch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_write_fails_inside_batch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_close_runs_pending_callbacks, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_close_refuses_late_jobs, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
+	    cmocka_unit_test(test_qid_valid),
+	    cmocka_unit_test_setup_teardown(test_qid_unique_ordered, setup, teardown),
+	    cmocka_unit_test(test_qid_clock_steps_back),
+	    cmocka_unit_test_setup_teardown(test_commit_small, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_minimal_envelope, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_at_inmem_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_5mb, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_30mb, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_msg_free_removes_spill, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_spill_removed_at_open, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ops, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ops_in_order_with_commits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicate_fails_alone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spill_write_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_fails_whole_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_write_fails_inside_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_close_runs_pending_callbacks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_close_refuses_late_jobs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

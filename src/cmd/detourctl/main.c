@@ -22,6 +22,7 @@
 #include "lib/version.h"
 #include "queue/queue_view.h"
 #include "queue/spool.h"
+#include "user.h"
 
 /* sysexits.h values, spelled out where they are used */
 #define EXIT_USAGE 64
@@ -325,6 +326,7 @@ static void usage(FILE *out)
 		     "Commands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(out, "  %s\n", commands[i].usage);
+	ctl_user_usage(out);
 	fprintf(out,
 		"\nOptions:\n"
 		"  -c FILE  configuration file (default %s)\n"
@@ -364,6 +366,25 @@ int main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+
+	/* Account commands have options of their own (--password-stdin,
+	 * --hash): user.c parses everything after "user". */
+	if (argc >= 1 && strcmp(argv[0], "user") == 0) {
+		if (argc == 1) {
+			ctl_user_usage(stderr);
+			return EXIT_USAGE;
+		}
+		char *errors = NULL;
+		struct config *cfg = config_load(path, &errors);
+		if (cfg == NULL) {
+			fputs(errors, stderr);
+			free(errors);
+			return EXIT_CONFIG;
+		}
+		int rc = ctl_user(cfg, argc - 1, argv + 1);
+		config_unref(&cfg);
+		return rc;
+	}
 
 	/* Options after the command words: --json and --help. */
 	struct ctl_ctx ctx = {0};
