@@ -113,6 +113,10 @@ install: all
 	install -m 755 $(BUILD)/detourctl $(DESTDIR)$(SBINDIR)/detourctl
 	install -m 644 man/detourd.8 man/detourctl.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 644 man/detour.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -d $(DESTDIR)$(SYSCONFDIR)/detour
+	install -m 644 etc/detour.conf $(DESTDIR)$(SYSCONFDIR)/detour/detour.conf.example
+	test -e $(DESTDIR)$(SYSCONFDIR)/detour/detour.conf || \
+		install -m 644 etc/detour.conf $(DESTDIR)$(SYSCONFDIR)/detour/detour.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/detourd $(DESTDIR)$(SBINDIR)/detourctl \

@@ -183,7 +183,7 @@ SMUGGLED = (b"MAIL FROM:<evil@example.org>\r\n"
 #  the message as stored when accepted)
 DATA_CASES = [
     ("bare-lf", b"Subject: x\r\n\r\none\ntwo\r\n.\r\n", 554, "5.6.0", None),
-    ("bare-lf-before-end", b"Subject: x\r\n\r\none\n.\r\n", 554, "5.6.0", None),
+    ("bare-lf-before-end", b"Subject: x\r\n\r\none\n\r\n.\r\n", 554, "5.6.0", None),
     ("bare-cr", b"Subject: x\r\n\r\none\rtwo\r\n.\r\n", 554, "5.6.0", None),
     ("cr-before-crlf", b"Subject: x\r\n\r\none\r\r\n.\r\n", 554, "5.6.0", None),
     ("nul", b"Subject: x\r\n\r\none\x00two\r\n.\r\n", 554, "5.6.0", None),

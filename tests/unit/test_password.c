@@ -93,7 +93,7 @@ static void test_foreign_families_verify(void **state)
 		const char *prefix;
 		unsigned long count;
 	} kinds[] = {
-		{"$2b$", 4}, {"$2y$", 4}, {"$2a$", 4}, {"$6$", 0}, {"$5$", 0}, {"$y$", 0},
+	    {"$2b$", 4}, {"$2y$", 4}, {"$2a$", 4}, {"$6$", 0}, {"$5$", 0}, {"$y$", 0},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
 		char hash[PASSWORD_HASH_SIZE];
@@ -112,8 +112,8 @@ static void test_foreign_families_verify(void **state)
 static void test_sha_crypt_explicit_default_rounds(void **state)
 {
 	struct crypt_data *data = xcalloc(1, sizeof(*data));
-	const char *h = crypt_rn("pw with rounds", "$6$rounds=5000$saltsaltsalt$", data,
-				 sizeof(*data));
+	const char *h =
+	    crypt_rn("pw with rounds", "$6$rounds=5000$saltsaltsalt$", data, sizeof(*data));
 	assert_non_null(h);
 	const char *digest = strrchr(h, '$') + 1;
 	char stored[PASSWORD_HASH_SIZE];
@@ -194,8 +194,8 @@ static void test_import_refusals(void **state)
 	assert_non_null(strstr(why, "not accepted"));
 	assert_false(password_hash_importable("$y$j9T$abc", &why));
 	assert_false(password_hash_importable("$6$abc$short", &why));
-	assert_false(password_hash_importable("$y$zzzz$abc$0123456789012345678901234567890123456789012",
-					      &why));
+	assert_false(password_hash_importable(
+	    "$y$zzzz$abc$0123456789012345678901234567890123456789012", &why));
 	assert_non_null(why);
 
 	/* a real hash, truncated, or with a stray character */
@@ -308,18 +308,18 @@ static void test_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_yescrypt_hash_verifies),
-		cmocka_unit_test(test_hash_is_salted),
-		cmocka_unit_test(test_hash_limits),
-		cmocka_unit_test(test_foreign_families_verify),
-		cmocka_unit_test(test_sha_crypt_explicit_default_rounds),
-		cmocka_unit_test(test_verify_refuses_locked_and_malformed),
-		cmocka_unit_test(test_verify_refuses_weak_families),
-		cmocka_unit_test(test_import_refusals),
-		cmocka_unit_test(test_generate),
-		cmocka_unit_test(test_generated_round_trip),
-		cmocka_unit_test(test_dummy_costs_like_verify),
-		cmocka_unit_test(test_threads),
+	    cmocka_unit_test(test_yescrypt_hash_verifies),
+	    cmocka_unit_test(test_hash_is_salted),
+	    cmocka_unit_test(test_hash_limits),
+	    cmocka_unit_test(test_foreign_families_verify),
+	    cmocka_unit_test(test_sha_crypt_explicit_default_rounds),
+	    cmocka_unit_test(test_verify_refuses_locked_and_malformed),
+	    cmocka_unit_test(test_verify_refuses_weak_families),
+	    cmocka_unit_test(test_import_refusals),
+	    cmocka_unit_test(test_generate),
+	    cmocka_unit_test(test_generated_round_trip),
+	    cmocka_unit_test(test_dummy_costs_like_verify),
+	    cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
