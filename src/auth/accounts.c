@@ -840,8 +840,8 @@ enum accounts_result accounts_disallow(struct accounts *a, const char *address, 
 		res = step_done(a, a->disallow, "removing the pattern", error_r);
 	}
 	if (res == ACCOUNTS_OK && sqlite3_changes(a->db) == 0) {
-		*error_r =
-		    HANDLE_ERROR(a, "%s may not send as %s now: nothing to disallow", norm, pat);
+		*error_r = HANDLE_ERROR(a, "%s is not allowed to send as %s: nothing to disallow",
+		                        norm, pat);
 		res = ACCOUNTS_NOTFOUND;
 	}
 	return end(a, res, true, error_r);
