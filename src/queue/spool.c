@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,16 @@ static int clean_tmp(const char *tmp_dir, char *err, size_t errlen)
 
 static void msg_destroy(struct spool_msg *m);
 
+/* job_update_free - what an update job owns besides itself. */
+static void job_update_free(struct spool_job *job)
+{
+	for (size_t i = 0; i < job->n_updates; i++)
+		free((char *)job->updates[i].last_result);
+	free(job->updates);
+	if (job->bounce != NULL)
+		msg_destroy(job->bounce);
+}
+
 /* spool_deliver - run the callbacks of every finished job, in the order
  * the jobs were handed over, and free them. */
 static void spool_deliver(struct spool *sp)
@@ -82,9 +93,15 @@ static void spool_deliver(struct spool *sp)
 			if (!m->canceled && job->commit_cb != NULL)
 				job->commit_cb(job->arg, job->result, m->env.qid);
 			msg_destroy(m);
+		} else if (job->kind == SPOOL_JOB_FETCH) {
+			job->fetch_cb(job->arg, job->result, job->fetch_list,
+				      job->fetch_next_due_ms);
+			free(job);
 		} else {
 			if (job->op_cb != NULL)
 				job->op_cb(job->arg, job->result);
+			if (job->kind == SPOOL_JOB_UPDATE)
+				job_update_free(job);
 			free(job);
 		}
 		job = next;
@@ -109,6 +126,9 @@ static void spool_wake_cb(evutil_socket_t fd, short what, void *arg)
 /* spool_free - release a spool whose writer thread is not running. */
 static void spool_free(struct spool *sp)
 {
+	sqlite3_finalize(sp->reader_rowid);
+	if (sp->reader != NULL)
+		sqlite3_close(sp->reader);
 	writer_close(&sp->writer);
 	if (sp->wake_ev != NULL)
 		event_free(sp->wake_ev);
@@ -427,6 +447,8 @@ static void msg_destroy(struct spool_msg *m)
 static void spool_refuse(struct spool *sp, struct spool_job *job)
 {
 	job->result = SPOOL_TEMPFAIL;
+	if (job->kind == SPOOL_JOB_FETCH)
+		job->fetch_next_due_ms = INT64_MAX;
 	if (job->kind == SPOOL_JOB_COMMIT) {
 		struct spool_msg *m = (struct spool_msg *)job;
 		log_event(LOG_LEVEL_WARN, "queue.error", "qid=%s step=closing result=tempfail",
@@ -497,6 +519,121 @@ void spool_op(struct spool *sp, enum spool_op op, const char *qid, spool_op_cb *
 	else
 		job->op_invalid = true;
 	spool_enqueue(sp, job);
+}
+
+void spool_fetch(struct spool *sp, int64_t now_ms, size_t max, spool_fetch_cb *cb, void *arg)
+{
+	struct spool_job *job = xcalloc(1, sizeof(*job));
+	job->kind = SPOOL_JOB_FETCH;
+	job->fetch_now_ms = now_ms;
+	job->fetch_max = max > SPOOL_FETCH_MAX ? SPOOL_FETCH_MAX : max;
+	job->fetch_cb = cb;
+	job->arg = arg;
+	spool_enqueue(sp, job);
+}
+
+void spool_work_free(struct spool_work **wp)
+{
+	struct spool_work *w = *wp;
+	if (w == NULL)
+		return;
+	*wp = NULL;
+	for (size_t i = 0; i < w->n_rcpts; i++) {
+		free(w->rcpts[i].address);
+		free(w->rcpts[i].orcpt);
+	}
+	free(w->rcpts);
+	free(w->sender);
+	free(w->envid);
+	free(w->data);
+	free(w->client_addr);
+	free(w->helo);
+	free(w);
+}
+
+void spool_update(struct spool *sp, const char *qid, const struct spool_rcpt_update *updates,
+		  size_t n, struct spool_msg *bounce, spool_op_cb *cb, void *arg)
+{
+	struct spool_job *job = xcalloc(1, sizeof(*job));
+	job->kind = SPOOL_JOB_UPDATE;
+	job->op_cb = cb;
+	job->arg = arg;
+	if (spool_qid_valid(qid))
+		memcpy(job->op_qid, qid, QID_SIZE);
+	else
+		job->op_invalid = true;
+	if (n > 0) {
+		job->updates = xcalloc(n, sizeof(*job->updates));
+		for (size_t i = 0; i < n; i++) {
+			job->updates[i] = updates[i];
+			job->updates[i].last_result =
+				updates[i].last_result ? xstrdup(updates[i].last_result) : NULL;
+		}
+	}
+	job->n_updates = n;
+	if (bounce != NULL) {
+		assert(bounce->sp == sp && bounce->state == SPOOL_MSG_RECEIVING);
+		if (bounce->spill_fd >= 0 && bounce->append_errno == 0 && spill_flush(bounce) < 0)
+			bounce->append_errno = errno != 0 ? errno : EIO;
+		bounce->state = SPOOL_MSG_COMMITTING;
+		job->bounce = bounce;
+	}
+	spool_enqueue(sp, job);
+}
+
+/* reader_open - the loop's own read-only connection, for large bodies. */
+static int reader_open(struct spool *sp)
+{
+	if (sp->reader != NULL)
+		return 0;
+	char *path = xasprintf("%s/queue.db", sp->state_dir);
+	int rc = sqlite3_open_v2(path, &sp->reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+				 NULL);
+	free(path);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(sp->reader, SPOOL_BUSY_TIMEOUT_MS);
+		rc = sqlite3_prepare_v2(sp->reader, "SELECT rowid FROM body WHERE message_id = ?1",
+					-1, &sp->reader_rowid, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		log_event(LOG_LEVEL_WARN, "queue.error", "step=reader error=\"%s\"",
+			  sp->reader ? sqlite3_errmsg(sp->reader) : sqlite3_errstr(rc));
+		sqlite3_finalize(sp->reader_rowid);
+		sp->reader_rowid = NULL;
+		sqlite3_close(sp->reader);
+		sp->reader = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+long spool_read_body(struct spool *sp, const char *qid, uint64_t off, void *buf, size_t len)
+{
+	if (reader_open(sp) < 0)
+		return -1;
+	sqlite3_bind_text(sp->reader_rowid, 1, qid, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(sp->reader_rowid);
+	sqlite3_int64 rowid = rc == SQLITE_ROW ? sqlite3_column_int64(sp->reader_rowid, 0) : 0;
+	sqlite3_reset(sp->reader_rowid);
+	if (rc != SQLITE_ROW)
+		return -1;
+	/* One short read transaction per piece: a slow delivery never pins an
+	 * old snapshot, which would keep the WAL from being checkpointed. */
+	sqlite3_blob *blob = NULL;
+	if (sqlite3_blob_open(sp->reader, "main", "body", "data", rowid, 0, &blob) != SQLITE_OK) {
+		sqlite3_blob_close(blob);
+		return -1;
+	}
+	int size = sqlite3_blob_bytes(blob);
+	long n = 0;
+	if (off < (uint64_t)size) {
+		size_t avail = (size_t)size - (size_t)off;
+		n = (long)(len < avail ? len : avail);
+		if (sqlite3_blob_read(blob, buf, (int)n, (int)off) != SQLITE_OK)
+			n = -1;
+	}
+	sqlite3_blob_close(blob);
+	return n;
 }
 
 void spool_get_stats(struct spool *sp, struct spool_stats *stats_r)

@@ -110,13 +110,113 @@ void spool_commit(struct spool *sp, struct spool_msg *m, spool_commit_cb *cb, vo
  * it may send it again: delivery is at-least-once). */
 void spool_cancel(struct spool *sp, struct spool_msg *m);
 
-enum spool_op { SPOOL_OP_DELETE, SPOOL_OP_HOLD, SPOOL_OP_RELEASE };
+/* FLUSH makes every pending recipient of one message due now; FLUSH_ALL
+ * does it for the whole queue (qid is ignored). */
+enum spool_op {
+	SPOOL_OP_DELETE,
+	SPOOL_OP_HOLD,
+	SPOOL_OP_RELEASE,
+	SPOOL_OP_FLUSH,
+	SPOOL_OP_FLUSH_ALL
+};
 
 typedef void spool_op_cb(void *arg, enum spool_result result);
 
 /* spool_op - change one queued message, through the writer thread. The
  * callback runs on the event-loop thread once the change is durable. */
 void spool_op(struct spool *sp, enum spool_op op, const char *qid, spool_op_cb *cb, void *arg);
+
+/* ---- the delivery side --------------------------------------------------
+ *
+ * The scheduler asks for due work with spool_fetch and reports results with
+ * spool_update. A fetched message is "claimed" until its update: no other
+ * fetch returns it, so one message is never delivered twice at once. Claims
+ * live in the writer's memory only; after a restart nothing is claimed and
+ * every pending recipient is due again at its next_attempt_ms.
+ */
+
+/* Bodies up to this size come back with the fetch; larger ones are read in
+ * pieces with spool_read_body while they are sent. */
+#define SPOOL_WORK_INMEM_MAX (128 * 1024)
+/* Messages one fetch returns at most. */
+#define SPOOL_FETCH_MAX 256
+
+enum spool_rcpt_state {
+	SPOOL_RCPT_QUEUED,    /* never tried */
+	SPOOL_RCPT_DEFERRED,  /* tried, will be tried again at next_attempt_ms */
+	SPOOL_RCPT_DELIVERED, /* final */
+	SPOOL_RCPT_FAILED,    /* final: bounced (or dropped for a null sender) */
+};
+
+struct spool_work_rcpt {
+	unsigned idx; /* position in the message's RCPT order */
+	char *address;
+	unsigned notify; /* SMTP_NOTIFY_* bits, 0 if not given */
+	char *orcpt;	 /* NULL if none */
+	unsigned attempts;
+	enum spool_rcpt_state state;
+};
+
+/* One claimed message and its recipients that are due now. */
+struct spool_work {
+	struct spool_work *next;
+	char qid[QID_SIZE];
+	char *sender; /* "" for the null sender */
+	enum smtp_body body;
+	bool smtputf8;
+	enum smtp_ret ret;
+	char *envid;
+	int64_t arrival_ms;
+	uint64_t size;
+	unsigned char *data; /* the whole body if size <= SPOOL_WORK_INMEM_MAX, else NULL */
+	char *client_addr;
+	char *helo;
+	struct spool_work_rcpt *rcpts;
+	size_t n_rcpts;
+};
+
+/*
+ * spool_fetch - claim up to max messages that have recipients due at now_ms
+ * (and are not held), oldest due first. cb(arg, result, list, next_due_ms)
+ * runs on the loop thread; the list belongs to the callback (free each with
+ * spool_work_free); next_due_ms is when the earliest unclaimed pending
+ * recipient becomes due (INT64_MAX if none).
+ */
+typedef void spool_fetch_cb(void *arg, enum spool_result result, struct spool_work *list,
+			    int64_t next_due_ms);
+void spool_fetch(struct spool *sp, int64_t now_ms, size_t max, spool_fetch_cb *cb, void *arg);
+
+void spool_work_free(struct spool_work **w);
+
+struct spool_rcpt_update {
+	unsigned idx;
+	enum spool_rcpt_state state; /* DEFERRED, DELIVERED or FAILED */
+	int64_t next_attempt_ms;     /* for DEFERRED */
+	const char *last_result;     /* the remote's reply or our reason */
+};
+
+/*
+ * spool_update - record the results of one delivery attempt of message qid
+ * and release its claim. Each listed recipient gets its new state, one more
+ * attempt and its last result. When no recipient is pending any more the
+ * message is deleted. bounce, if not NULL, is a new message (a delivery
+ * status notification built by the caller) inserted in the same
+ * transaction, so a failure is recorded if and only if its bounce is
+ * queued; the spool owns it from now on. cb runs once it is durable. An
+ * update with n == 0 only releases the claim.
+ */
+void spool_update(struct spool *sp, const char *qid, const struct spool_rcpt_update *updates,
+		  size_t n, struct spool_msg *bounce, spool_op_cb *cb, void *arg);
+
+/*
+ * spool_read_body - copy up to len bytes of message qid's body from offset
+ * off into buf. Returns the number of bytes read (0 at the end), or -1 if
+ * the message is gone or the database cannot be read. Runs on the loop
+ * thread with a read-only connection of its own; each call is a short read
+ * (a page-cache hit in practice), so sending a large message never holds a
+ * read transaction open for long.
+ */
+long spool_read_body(struct spool *sp, const char *qid, uint64_t off, void *buf, size_t len);
 
 struct spool_stats {
 	uint64_t messages;  /* in the queue now */

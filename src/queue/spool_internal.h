@@ -42,7 +42,13 @@ struct event;
  * long before failing the batch with SPOOL_TEMPFAIL. */
 #define SPOOL_BUSY_TIMEOUT_MS 10000
 
-enum spool_job_kind { SPOOL_JOB_COMMIT, SPOOL_JOB_OP };
+enum spool_job_kind { SPOOL_JOB_COMMIT, SPOOL_JOB_OP, SPOOL_JOB_FETCH, SPOOL_JOB_UPDATE };
+
+/* Buckets of the writer's set of claimed messages (spool_fetch). */
+#define SPOOL_CLAIM_BUCKETS 1024
+/* Rows of the pending-recipient index one fetch may walk past (claimed or
+ * held messages) before it gives up and says "look again soon". */
+#define SPOOL_FETCH_SCAN_MAX 20000
 
 /* One unit of work for the writer: a message to insert or an operator
  * change. Jobs run in the order they were handed over. */
@@ -57,7 +63,19 @@ struct spool_job {
 	enum spool_op op;
 	bool op_invalid; /* the id is not well formed: NOTFOUND at once */
 	char op_qid[QID_SIZE];
-	spool_op_cb *op_cb;
+	spool_op_cb *op_cb; /* SPOOL_JOB_OP and SPOOL_JOB_UPDATE */
+	/* SPOOL_JOB_FETCH: runs after the batch's COMMIT, outside it, so that
+	 * it never sees rows a failed batch would take back. */
+	int64_t fetch_now_ms;
+	size_t fetch_max;
+	spool_fetch_cb *fetch_cb;
+	struct spool_work *fetch_list; /* writer: the result */
+	int64_t fetch_next_due_ms;     /* writer: the result */
+	/* SPOOL_JOB_UPDATE (op_qid names the message) */
+	struct spool_rcpt_update *updates; /* copies; last_result strings owned */
+	size_t n_updates;
+	struct spool_msg *bounce; /* inserted in the same savepoint, or NULL */
+	bool deleted;		  /* writer: the update removed a finished message */
 };
 
 enum spool_msg_state {
@@ -110,6 +128,10 @@ struct spool {
 	struct spool_job *done_tail;  /* lock */
 	bool stopping;                /* lock: spool_close was called */
 	bool closed;                  /* loop: the writer has exited */
+
+	/* loop: read-only connection for spool_read_body (opened on first use) */
+	struct sqlite3 *reader;
+	struct sqlite3_stmt *reader_rowid;
 
 	struct spool_writer *writer; /* writer (created at open, before the thread) */
 

@@ -60,7 +60,8 @@ static const char schema_sql[] =
     " next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
     " last_result TEXT,"
     " PRIMARY KEY (message_id, idx));"
-    "CREATE INDEX recipient_due ON recipient(state, next_attempt_ms);";
+    "CREATE INDEX recipient_pending ON recipient(next_attempt_ms)"
+    " WHERE state IN ('queued', 'deferred');";
 
 struct spool_writer {
 	struct spool *sp;
@@ -69,6 +70,10 @@ struct spool_writer {
 	sqlite3_stmt *savepoint, *release, *rollback_to;
 	sqlite3_stmt *insert_message, *insert_body, *insert_rcpt;
 	sqlite3_stmt *delete_message, *set_held;
+	/* delivery */
+	sqlite3_stmt *fetch_due, *fetch_held, *fetch_message, *fetch_rcpts, *fetch_body;
+	sqlite3_stmt *update_rcpt, *count_pending, *flush_one, *flush_all;
+	struct claim *claims[SPOOL_CLAIM_BUCKETS]; /* messages out for delivery */
 	unsigned char *chunk; /* SPOOL_CHUNK bytes: spill file -> blob */
 	int wal_pages;        /* pages in the WAL after the last commit */
 };
@@ -314,10 +319,259 @@ static int writer_insert_message(struct spool_writer *w, struct spool_msg *m, st
 	return 0;
 }
 
+/* ---- delivery: claims, fetch, update ------------------------------------ */
+
+/* One claimed message in the writer's set. */
+struct claim {
+	struct claim *next;
+	char qid[QID_SIZE];
+};
+
+static unsigned claim_bucket(const char *qid)
+{
+	/* FNV-1a over the id; ids are random enough in their low digits. */
+	unsigned h = 2166136261u;
+	for (const char *p = qid; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return h % SPOOL_CLAIM_BUCKETS;
+}
+
+static bool claim_has(struct spool_writer *w, const char *qid)
+{
+	for (struct claim *c = w->claims[claim_bucket(qid)]; c != NULL; c = c->next)
+		if (strcmp(c->qid, qid) == 0)
+			return true;
+	return false;
+}
+
+static void claim_add(struct spool_writer *w, const char *qid)
+{
+	struct claim *c = xcalloc(1, sizeof(*c));
+	str_copy(c->qid, qid, sizeof(c->qid));
+	unsigned b = claim_bucket(qid);
+	c->next = w->claims[b];
+	w->claims[b] = c;
+}
+
+static void claim_drop(struct spool_writer *w, const char *qid)
+{
+	for (struct claim **pp = &w->claims[claim_bucket(qid)]; *pp != NULL; pp = &(*pp)->next) {
+		if (strcmp((*pp)->qid, qid) == 0) {
+			struct claim *c = *pp;
+			*pp = c->next;
+			free(c);
+			return;
+		}
+	}
+}
+
+static void claims_free(struct spool_writer *w)
+{
+	for (size_t b = 0; b < SPOOL_CLAIM_BUCKETS; b++) {
+		while (w->claims[b] != NULL) {
+			struct claim *c = w->claims[b];
+			w->claims[b] = c->next;
+			free(c);
+		}
+	}
+}
+
+static char *column_dup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return t != NULL ? xstrdup((const char *)t) : NULL;
+}
+
+/* writer_load_work - the message row, its due recipients and (if small) its
+ * body, for one claimed message. NULL if it vanished meanwhile. */
+static struct spool_work *writer_load_work(struct spool_writer *w, const char *qid, int64_t now)
+{
+	sqlite3_stmt *st = w->fetch_message;
+	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return NULL;
+	}
+	struct spool_work *wk = xcalloc(1, sizeof(*wk));
+	str_copy(wk->qid, qid, sizeof(wk->qid));
+	wk->sender = column_dup(st, 0);
+	wk->body = (enum smtp_body)sqlite3_column_int(st, 1);
+	wk->smtputf8 = sqlite3_column_int(st, 2) != 0;
+	wk->ret = (enum smtp_ret)sqlite3_column_int(st, 3);
+	wk->envid = column_dup(st, 4);
+	wk->arrival_ms = sqlite3_column_int64(st, 5);
+	wk->size = (uint64_t)sqlite3_column_int64(st, 6);
+	wk->client_addr = column_dup(st, 7);
+	wk->helo = column_dup(st, 8);
+	if (wk->sender == NULL)
+		wk->sender = xstrdup("");
+	sqlite3_reset(st);
+
+	st = w->fetch_rcpts;
+	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	size_t cap = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (wk->n_rcpts == cap) {
+			cap = cap ? cap * 2 : 4;
+			wk->rcpts = xreallocarray(wk->rcpts, cap, sizeof(*wk->rcpts));
+		}
+		struct spool_work_rcpt *r = &wk->rcpts[wk->n_rcpts++];
+		r->idx = (unsigned)sqlite3_column_int(st, 0);
+		r->address = column_dup(st, 1);
+		r->notify = (unsigned)sqlite3_column_int(st, 2);
+		r->orcpt = column_dup(st, 3);
+		r->attempts = (unsigned)sqlite3_column_int(st, 4);
+		const unsigned char *state = sqlite3_column_text(st, 5);
+		r->state = state && strcmp((const char *)state, "deferred") == 0
+				   ? SPOOL_RCPT_DEFERRED
+				   : SPOOL_RCPT_QUEUED;
+	}
+	sqlite3_reset(st);
+
+	if (wk->size <= SPOOL_WORK_INMEM_MAX) {
+		st = w->fetch_body;
+		sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			int n = sqlite3_column_bytes(st, 0);
+			wk->data = xmalloc(n > 0 ? (size_t)n : 1);
+			if (n > 0)
+				memcpy(wk->data, sqlite3_column_blob(st, 0), (size_t)n);
+			wk->size = (uint64_t)n;
+		}
+		sqlite3_reset(st);
+	}
+	if (wk->n_rcpts == 0 || (wk->size <= SPOOL_WORK_INMEM_MAX && wk->data == NULL)) {
+		spool_work_free(&wk);
+		return NULL;
+	}
+	return wk;
+}
+
+/* writer_fetch - claim due messages: walk the pending recipients in due
+ * order (a partial index), skipping claimed and held messages. */
+static void writer_fetch(struct spool_writer *w, struct spool_job *job)
+{
+	int64_t now = job->fetch_now_ms;
+	struct spool_work *head = NULL, **tail = &head;
+	size_t taken = 0, scanned = 0;
+	char held_qid[QID_SIZE] = "";
+	job->fetch_next_due_ms = INT64_MAX;
+
+	sqlite3_stmt *st = w->fetch_due;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *qid = (const char *)sqlite3_column_text(st, 0);
+		int64_t due = sqlite3_column_int64(st, 1);
+		if (qid == NULL)
+			continue;
+		if (++scanned > SPOOL_FETCH_SCAN_MAX) {
+			/* Too much claimed or held work in the way: look again
+			 * in a moment rather than walk the whole queue. */
+			job->fetch_next_due_ms = now + 1000;
+			break;
+		}
+		if (claim_has(w, qid) || strcmp(qid, held_qid) == 0)
+			continue;
+		/* held? */
+		sqlite3_stmt *h = w->fetch_held;
+		sqlite3_bind_text(h, 1, qid, -1, SQLITE_TRANSIENT);
+		bool held = sqlite3_step(h) != SQLITE_ROW || sqlite3_column_int(h, 0) != 0;
+		sqlite3_reset(h);
+		if (held) {
+			str_copy(held_qid, qid, sizeof(held_qid));
+			continue;
+		}
+		if (due > now || taken == job->fetch_max) {
+			job->fetch_next_due_ms = due > now ? due : now;
+			break;
+		}
+		char id[QID_SIZE];
+		str_copy(id, qid, sizeof(id));
+		struct spool_work *wk = writer_load_work(w, id, now);
+		if (wk == NULL)
+			continue;
+		claim_add(w, id);
+		*tail = wk;
+		tail = &wk->next;
+		taken++;
+	}
+	sqlite3_reset(st);
+	job->fetch_list = head;
+	job->result = SPOOL_OK;
+}
+
+static const char *const rcpt_state_names[] = {"queued", "deferred", "delivered", "failed"};
+
+/* writer_update - one delivery attempt's results (inside the savepoint). */
+static int writer_update(struct spool_writer *w, struct spool_job *job, struct writer_err *e)
+{
+	sqlite3_stmt *st = w->update_rcpt;
+	for (size_t i = 0; i < job->n_updates; i++) {
+		const struct spool_rcpt_update *u = &job->updates[i];
+		sqlite3_bind_text(st, 1, rcpt_state_names[u->state], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, u->next_attempt_ms);
+		sqlite3_bind_text(st, 3, u->last_result, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, job->op_qid, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 5, (int)u->idx);
+		int r = writer_step(w, st, e, "update");
+		sqlite3_clear_bindings(st);
+		if (r < 0)
+			return -1;
+	}
+	/* A message whose every recipient is final has nothing left to do. */
+	st = w->count_pending;
+	sqlite3_bind_text(st, 1, job->op_qid, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	int64_t pending = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	int64_t exists = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		writer_err_db(w, e, rc, "update");
+		return -1;
+	}
+	job->result = exists ? SPOOL_OK : SPOOL_NOTFOUND;
+	if (exists && pending == 0) {
+		sqlite3_bind_text(w->delete_message, 1, job->op_qid, -1, SQLITE_STATIC);
+		int r = writer_step(w, w->delete_message, e, "delete");
+		sqlite3_clear_bindings(w->delete_message);
+		if (r < 0)
+			return -1;
+		job->deleted = true; /* counted as a deletion after commit */
+	}
+	if (job->bounce != NULL && writer_insert_message(w, job->bounce, e) < 0)
+		return -1;
+	return 0;
+}
+
+/* writer_flush - make pending recipients due now (queue flush). */
+static int writer_flush(struct spool_writer *w, struct spool_job *job, struct writer_err *e)
+{
+	sqlite3_stmt *st = job->op == SPOOL_OP_FLUSH ? w->flush_one : w->flush_all;
+	if (job->op == SPOOL_OP_FLUSH)
+		sqlite3_bind_text(st, 1, job->op_qid, -1, SQLITE_STATIC);
+	int r = writer_step(w, st, e, "flush");
+	sqlite3_clear_bindings(st);
+	if (r < 0)
+		return -1;
+	if (job->op == SPOOL_OP_FLUSH_ALL) {
+		job->result = SPOOL_OK;
+		return 0;
+	}
+	/* The message exists if it has any row at all. */
+	st = w->count_pending;
+	sqlite3_bind_text(st, 1, job->op_qid, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	job->result = rc == SQLITE_ROW && sqlite3_column_int64(st, 1) ? SPOOL_OK : SPOOL_NOTFOUND;
+	sqlite3_reset(st);
+	return 0;
+}
+
 /* writer_run_op - DELETE, HOLD or RELEASE one message. No row matched is
  * not an error of the batch: the job's result says SPOOL_NOTFOUND. */
 static int writer_run_op(struct spool_writer *w, struct spool_job *job, struct writer_err *e)
 {
+	if (job->op == SPOOL_OP_FLUSH || job->op == SPOOL_OP_FLUSH_ALL)
+		return writer_flush(w, job, e);
 	sqlite3_stmt *st = job->op == SPOOL_OP_DELETE ? w->delete_message : w->set_held;
 	if (job->op == SPOOL_OP_DELETE) {
 		sqlite3_bind_text(st, 1, job->op_qid, -1, SQLITE_STATIC);
@@ -368,10 +622,12 @@ static void writer_fail_ok(struct spool_job **jobs, size_t n, enum spool_result 
  * savepoint. Returns -1 (with *e set) if the transaction was lost. */
 static int writer_run_job(struct spool_writer *w, struct spool_job *job, struct writer_err *e)
 {
-	if (job->kind == SPOOL_JOB_OP && job->op_invalid) {
+	if ((job->kind == SPOOL_JOB_OP || job->kind == SPOOL_JOB_UPDATE) && job->op_invalid) {
 		job->result = SPOOL_NOTFOUND;
 		return 0;
 	}
+	if (job->kind == SPOOL_JOB_FETCH)
+		return 0; /* after the commit, see writer_batch */
 	if (job->kind == SPOOL_JOB_COMMIT) {
 		struct spool_msg *m = (struct spool_msg *)job;
 		if (m->append_errno != 0) {
@@ -384,9 +640,9 @@ static int writer_run_job(struct spool_writer *w, struct spool_job *job, struct 
 	}
 	int r = writer_step(w, w->savepoint, e, "savepoint");
 	if (r == 0) {
-		r = job->kind == SPOOL_JOB_COMMIT
-		        ? writer_insert_message(w, (struct spool_msg *)job, e)
-		        : writer_run_op(w, job, e);
+		r = job->kind == SPOOL_JOB_COMMIT   ? writer_insert_message(w, (struct spool_msg *)job, e)
+		    : job->kind == SPOOL_JOB_UPDATE ? writer_update(w, job, e)
+						    : writer_run_op(w, job, e);
 		if (r == 0)
 			r = writer_step(w, w->release, e, "release");
 		if (r == 0) {
@@ -444,7 +700,16 @@ static void writer_batch(struct spool_writer *w, struct spool_job **jobs, size_t
 	committed = true;
 	CRASHPOINT("spool-after-commit");
 
-out:;
+out:
+	/* Fetches read what is committed now; claims of updated messages are
+	 * released whatever happened (a lost update leaves the recipients due,
+	 * so they are tried again: at least once). */
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i]->kind == SPOOL_JOB_UPDATE && !jobs[i]->op_invalid)
+			claim_drop(w, jobs[i]->op_qid);
+		if (jobs[i]->kind == SPOOL_JOB_FETCH)
+			writer_fetch(w, jobs[i]);
+	}
 	uint64_t msgs = 0, ok = 0, deleted = 0, failed = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct spool_job *job = jobs[i];
@@ -455,8 +720,17 @@ out:;
 			spool_msg_release_body((struct spool_msg *)job);
 			if (job->result == SPOOL_OK)
 				ok++;
-		} else if (job->op == SPOOL_OP_DELETE && job->result == SPOOL_OK) {
+		} else if (job->kind == SPOOL_JOB_FETCH) {
+			continue;
+		} else if (((job->kind == SPOOL_JOB_OP && job->op == SPOOL_OP_DELETE) ||
+			    (job->kind == SPOOL_JOB_UPDATE && job->deleted)) &&
+			   job->result == SPOOL_OK) {
 			deleted++;
+		}
+		if (job->kind == SPOOL_JOB_UPDATE && job->bounce != NULL) {
+			spool_msg_release_body(job->bounce);
+			if (job->result == SPOOL_OK)
+				ok++; /* the bounce is one more message in the queue */
 		}
 		if (job->result != SPOOL_OK && job->result != SPOOL_NOTFOUND)
 			failed++;
@@ -750,7 +1024,41 @@ struct spool_writer *writer_open(struct spool *sp, const char *db_path, uint64_t
 	    writer_prepare(w, "DELETE FROM message WHERE id = ?1", &w->delete_message, err,
 	                   errlen) < 0 ||
 	    writer_prepare(w, "UPDATE message SET held = ?1 WHERE id = ?2", &w->set_held, err,
-	                   errlen) < 0)
+	                   errlen) < 0 ||
+	    writer_prepare(w,
+	                   "SELECT message_id, next_attempt_ms FROM recipient"
+	                   " WHERE state IN ('queued', 'deferred') ORDER BY next_attempt_ms",
+	                   &w->fetch_due, err, errlen) < 0 ||
+	    writer_prepare(w, "SELECT held FROM message WHERE id = ?1", &w->fetch_held, err,
+	                   errlen) < 0 ||
+	    writer_prepare(w,
+	                   "SELECT sender, body_type, smtputf8, ret, envid, arrival_ms, size,"
+	                   " client_addr, helo FROM message WHERE id = ?1",
+	                   &w->fetch_message, err, errlen) < 0 ||
+	    writer_prepare(w,
+	                   "SELECT idx, address, notify, orcpt, attempts, state FROM recipient"
+	                   " WHERE message_id = ?1 AND state IN ('queued', 'deferred')"
+	                   " AND next_attempt_ms <= ?2 ORDER BY idx",
+	                   &w->fetch_rcpts, err, errlen) < 0 ||
+	    writer_prepare(w, "SELECT data FROM body WHERE message_id = ?1", &w->fetch_body, err,
+	                   errlen) < 0 ||
+	    writer_prepare(w,
+	                   "UPDATE recipient SET state = ?1, attempts = attempts + 1,"
+	                   " next_attempt_ms = ?2, last_result = ?3"
+	                   " WHERE message_id = ?4 AND idx = ?5",
+	                   &w->update_rcpt, err, errlen) < 0 ||
+	    writer_prepare(w,
+	                   "SELECT count(CASE WHEN state IN ('queued', 'deferred') THEN 1 END),"
+	                   " count(*) FROM recipient WHERE message_id = ?1",
+	                   &w->count_pending, err, errlen) < 0 ||
+	    writer_prepare(w,
+	                   "UPDATE recipient SET next_attempt_ms = 0 WHERE message_id = ?1"
+	                   " AND state IN ('queued', 'deferred')",
+	                   &w->flush_one, err, errlen) < 0 ||
+	    writer_prepare(w,
+	                   "UPDATE recipient SET next_attempt_ms = 0"
+	                   " WHERE state IN ('queued', 'deferred')",
+	                   &w->flush_all, err, errlen) < 0)
 		goto fail;
 	w->chunk = xmalloc(SPOOL_CHUNK);
 	return w;
@@ -767,12 +1075,16 @@ void writer_close(struct spool_writer **wp)
 	sqlite3_stmt *stmts[] = {w->begin,          w->commit,      w->rollback,
 	                         w->savepoint,      w->release,     w->rollback_to,
 	                         w->insert_message, w->insert_body, w->insert_rcpt,
-	                         w->delete_message, w->set_held};
+	                         w->delete_message, w->set_held,    w->fetch_due,
+	                         w->fetch_held,     w->fetch_message, w->fetch_rcpts,
+	                         w->fetch_body,     w->update_rcpt, w->count_pending,
+	                         w->flush_one,      w->flush_all};
 	for (size_t i = 0; i < ARRAY_SIZE(stmts); i++)
 		sqlite3_finalize(stmts[i]);
 	/* The last connection to close checkpoints the WAL and removes it. */
 	if (w->db != NULL && sqlite3_close(w->db) != SQLITE_OK)
 		log_event(LOG_LEVEL_WARN, "queue.error", "step=close error=busy");
+	claims_free(w);
 	free(w->chunk);
 	free(w);
 	*wp = NULL;

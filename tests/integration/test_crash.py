@@ -133,6 +133,7 @@ def test_kill_9_under_load_loses_no_acknowledged_message(relays):
         while not stop.is_set() and n < 400 and time.monotonic() < deadline:
             try:
                 with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+                    s.ehlo()
                     while not stop.is_set() and n < 400 and time.monotonic() < deadline:
                         sender = "load%d-%d@example.org" % (t, n)
                         size = 2048 if n % 7 else 150 * 1024
