@@ -51,7 +51,7 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
-fstype=$(stat -f -c %T "$WORK")
+fstype=$(findmnt -n -o FSTYPE -T "$WORK" 2>/dev/null || stat -f -c %T "$WORK")
 case $fstype in
 tmpfs | ramfs | overlayfs)
 	echo "bench/run.sh: warning: $WORK is on $fstype: fsync numbers will not mean" \

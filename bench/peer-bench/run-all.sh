@@ -149,7 +149,7 @@ done
 log "fsync check done; total $(( $(date +%s) - T0 )) s"
 
 {
-    echo "machine: $(nproc) cores ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r), queues on $(stat -f -c %T "$HERE"); $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "machine: $(nproc) cores ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r), queues on $(findmnt -n -o FSTYPE -T "$HERE" 2>/dev/null || stat -f -c %T "$HERE"); $(date -u +%Y-%m-%dT%H:%MZ)"
     [ -z "$SMTPBENCH_NOTE" ] || echo "$SMTPBENCH_NOTE"
     echo "runs: REPS=$REPS SECS=$SECS (acceptance time box), drain bound 5 s; medians"
     echo

@@ -855,6 +855,7 @@ static struct config *config_parse(struct loader *ld, char **errors_r)
 	ini_use_stack = false;
 	ini_allow_realloc = false;
 	ini_max_line = CONFIG_LINE_MAX + 3;
+	ini_initial_alloc = CONFIG_LINE_MAX + 3; /* the heap buffer's size */
 	ini_allow_multiline = false;
 	ini_allow_inline_comments = true;
 

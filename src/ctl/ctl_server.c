@@ -23,6 +23,7 @@
 #include "lib/util.h"
 #include "queue/spool.h"
 #include "server/server.h"
+#include "delivery/delivery.h"
 
 struct ctl_server {
 	struct server *srv;
@@ -77,7 +78,9 @@ static void do_status(struct ctl_conn *c)
 {
 	struct server *srv = c->ctl->srv;
 	struct spool_stats st;
+	struct delivery_stats ds;
 	spool_get_stats(srv->spool, &st);
+	delivery_get_stats(srv->delivery, &ds);
 	answer(c, true,
 	       "detourd running\n"
 	       "hostname: %s\n"
@@ -89,12 +92,21 @@ static void do_status(struct ctl_conn *c)
 	       "messages_refused: %llu\n"
 	       "queue_messages: %llu\n"
 	       "queue_batches: %llu\n"
-	       "queue_pending: %llu",
+	       "queue_pending: %llu\n"
+	       "delivery_messages_out: %llu\n"
+	       "delivery_connections: %llu\n"
+	       "delivered: %llu\n"
+	       "deferred: %llu\n"
+	       "failed: %llu\n"
+	       "bounces: %llu",
 	       srv->cfg->hostname, (int)getpid(), (long long)(time(NULL) - srv->started),
 	       srv->n_sessions, (unsigned long long)srv->total_sessions,
 	       (unsigned long long)srv->messages_accepted,
 	       (unsigned long long)srv->messages_refused, (unsigned long long)st.messages,
-	       (unsigned long long)st.batches, (unsigned long long)st.pending);
+	       (unsigned long long)st.batches, (unsigned long long)st.pending,
+	       (unsigned long long)ds.messages_out, (unsigned long long)ds.connections,
+	       (unsigned long long)ds.delivered, (unsigned long long)ds.deferred,
+	       (unsigned long long)ds.failed, (unsigned long long)ds.bounces);
 }
 
 static void do_reload(struct ctl_conn *c)
@@ -107,7 +119,9 @@ static void do_reload(struct ctl_conn *c)
 	free(message);
 }
 
-static const char *const op_names[] = {"delete", "hold", "release"};
+static const char *const op_names[] = {"delete", "hold", "release", "flush", "flush"};
+static const char *const op_done_names[] = {"deleted", "held", "released", "scheduled now",
+					    "every deferred message scheduled now"};
 
 /* An operation handed to the spool; the connection may be gone when it ends. */
 struct ctl_op {
@@ -120,16 +134,18 @@ static void op_done(void *arg, enum spool_result result)
 {
 	struct ctl_op *op = arg;
 	op->conn->busy = false;
+	/* A flushed or released message is due now. */
+	if (result == SPOOL_OK && op->op != SPOOL_OP_DELETE && op->op != SPOOL_OP_HOLD)
+		delivery_kick(op->conn->ctl->srv->delivery);
 	log_event(LOG_LEVEL_INFO, "queue.admin", "qid=%s action=%s result=%s", op->qid,
 		  op_names[op->op],
 		  result == SPOOL_OK ? "ok" : result == SPOOL_NOTFOUND ? "not-found" : "failed");
 	if (op->conn->gone)
 		conn_free(op->conn);
+	else if (result == SPOOL_OK && op->op == SPOOL_OP_FLUSH_ALL)
+		answer(op->conn, true, "%s", op_done_names[op->op]);
 	else if (result == SPOOL_OK)
-		answer(op->conn, true, "%s: %s", op->qid,
-		       op->op == SPOOL_OP_DELETE ? "deleted"
-		       : op->op == SPOOL_OP_HOLD ? "held"
-						 : "released");
+		answer(op->conn, true, "%s: %s", op->qid, op_done_names[op->op]);
 	else if (result == SPOOL_NOTFOUND)
 		answer(op->conn, false, "%s: no such message in the queue", op->qid);
 	else
@@ -140,7 +156,17 @@ static void op_done(void *arg, enum spool_result result)
 
 static void do_queue_op(struct ctl_conn *c, const char *verb, const char *qid)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(op_names); i++) {
+	if (strcmp(verb, "flush") == 0 && qid == NULL) {
+		struct ctl_op *op = xcalloc(1, sizeof(*op));
+		op->conn = c;
+		op->op = SPOOL_OP_FLUSH_ALL;
+		str_copy(op->qid, "-", sizeof(op->qid));
+		bufferevent_disable(c->bev, EV_READ);
+		c->busy = true;
+		spool_op(c->ctl->srv->spool, SPOOL_OP_FLUSH_ALL, "", op_done, op);
+		return;
+	}
+	for (size_t i = 0; i < SPOOL_OP_FLUSH + 1; i++) {
 		if (strcmp(verb, op_names[i]) != 0)
 			continue;
 		if (qid == NULL || !spool_qid_valid(qid)) {
@@ -174,7 +200,7 @@ static void handle(struct ctl_conn *c, char *line)
 		do_status(c);
 	} else if (strcmp(words[0], "reload") == 0 && n == 1) {
 		do_reload(c);
-	} else if (strcmp(words[0], "queue") == 0 && n == 3) {
+	} else if (strcmp(words[0], "queue") == 0 && (n == 3 || n == 2)) {
 		do_queue_op(c, words[1], words[2]);
 	} else {
 		answer(c, false, "unknown request");

@@ -219,7 +219,7 @@ int bounce_compose(const struct bounce_info *bi, bounce_put_fn *put, void *put_a
 				outf(&o, "Original-Recipient: %.*s; %s\r\n", (int)(semi - text), text,
 				     semi + 1);
 		}
-		outf(&o, "Action: %s\r\n", actions[bi->kind]);
+		outf(&o, "Action: %s\r\n", actions[r->kind]);
 		outf(&o, "Status: %s\r\n", r->status);
 		if (r->remote_mta != NULL && *r->remote_mta) {
 			bounce_sanitize(r->remote_mta, text, sizeof(text));

@@ -35,6 +35,7 @@ enum bounce_kind {
 };
 
 struct bounce_rcpt {
+	enum bounce_kind kind; /* this recipient's Action: failed, delayed, relayed */
 	const char *address;
 	const char *orcpt;	/* "rfc822;user@example.org" as stored, or NULL */
 	const char *status;	/* RFC 3463 code: "5.1.1" */
@@ -45,7 +46,7 @@ struct bounce_rcpt {
 };
 
 struct bounce_info {
-	enum bounce_kind kind;
+	enum bounce_kind kind; /* the subject and introduction: the worst of the recipients' */
 	const char *reporting_mta; /* our hostname */
 	const char *qid;	   /* of the original */
 	const char *sender;	   /* the original's sender: the notification's recipient */

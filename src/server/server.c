@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <sys/file.h>
 #include <event2/listener.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "queue/spool.h"
 #include "server/session.h"
 #include "server/tls.h"
+#include "delivery/delivery.h"
 
 /* One bound socket: an address of a [listener NAME] section. */
 struct server_listener {
@@ -257,6 +259,24 @@ int server_start(struct server *srv, struct event_base *base, const char **error
 	if (srv->ctl == NULL)
 		return -1;
 	srv->workers = workers_new(base, AUTH_WORKERS);
+	/* Our own specific listening addresses: an MX that resolves to one of
+	 * them is a mail loop. */
+	struct sockaddr_storage ours[CONFIG_LISTENERS_MAX];
+	size_t n_ours = 0;
+	for (struct server_listener *l = srv->listeners; l != NULL && n_ours < ARRAY_SIZE(ours);
+	     l = l->next) {
+		const struct sockaddr_storage *ss = &l->addr.ss;
+		bool any = (ss->ss_family == AF_INET &&
+			    ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
+			   (ss->ss_family == AF_INET6 &&
+			    IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr));
+		if (!any)
+			ours[n_ours++] = *ss;
+	}
+	srv->delivery = delivery_new(base, srv->cfg, srv->spool, ours, n_ours, error_r);
+	if (srv->delivery == NULL)
+		return -1;
+	delivery_start(srv->delivery);
 	start_accepting(srv);
 	log_event(LOG_LEVEL_INFO, "server.start", "hostname=%s state_dir=%s",
 		  srv->cfg->hostname, srv->cfg->state_dir);
@@ -297,11 +317,23 @@ int server_reload(struct server *srv, char **message_r)
 		config_unref(&cfg);
 		return -1;
 	}
+	if (srv->delivery != NULL && delivery_reload(srv->delivery, cfg, &error) < 0) {
+		*message_r = xasprintf("reload refused, the running configuration stays: %s", error);
+		if (tls_ctx != NULL)
+			SSL_CTX_free(tls_ctx);
+		config_unref(&cfg);
+		return -1;
+	}
 	struct server_listener *old = srv->listeners;
 	struct server_listener *fresh = bind_all(srv, cfg, &old, &error);
 	if (fresh == NULL) {
 		srv->listeners = old;
 		*message_r = xasprintf("reload refused, the running configuration stays: %s", error);
+		/* Delivery took the new settings already: give it the old ones
+		 * back (they worked a moment ago). */
+		const char *ignored;
+		if (srv->delivery != NULL)
+			delivery_reload(srv->delivery, srv->cfg, &ignored);
 		if (tls_ctx != NULL)
 			SSL_CTX_free(tls_ctx);
 		config_unref(&cfg);
@@ -350,6 +382,7 @@ void server_stop(struct server *srv)
 	if (srv->stopping)
 		return;
 	srv->stopping = true;
+	delivery_stop(srv->delivery);
 	log_event(LOG_LEVEL_INFO, "server.stop", "sessions=%u grace=%us", srv->n_sessions,
 		  srv->cfg->shutdown_grace);
 	while (srv->listeners != NULL) {
@@ -394,6 +427,7 @@ void server_free(struct server **srvp)
 	}
 	ctl_server_free(&srv->ctl);
 	workers_free(&srv->workers);
+	delivery_free(&srv->delivery);
 	spool_close(&srv->spool);
 	if (srv->tls_ctx != NULL)
 		SSL_CTX_free(srv->tls_ctx);

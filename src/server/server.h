@@ -23,6 +23,7 @@ struct event_base;
 struct spool;
 struct ssl_ctx_st;
 struct workers;
+struct delivery;
 struct session;
 struct server_listener;
 
@@ -35,6 +36,7 @@ struct server {
 	struct ctl_server *ctl;
 	struct ssl_ctx_st *tls_ctx; /* NULL when no listener uses TLS */
 	struct workers *workers;    /* password checks */
+	struct delivery *delivery;  /* the outbound side */
 	struct event *grace_timer;
 	unsigned n_sessions;
 	uint64_t next_session_id;

@@ -25,6 +25,7 @@
 #include "lib/util.h"
 #include "lib/workers.h"
 #include "queue/spool.h"
+#include "delivery/delivery.h"
 #include "server/auth_check.h"
 #include "server/policy.h"
 #include "server/received.h"
@@ -343,8 +344,9 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 		cmd->arg, cmd->arg_len, SMTP_ADDR_ALLOW_NULL | SMTP_ADDR_ALLOW_UTF8, &addr, &used);
 	switch (ar) {
 	case SMTP_ADDR_OK: break;
-	case SMTP_ADDR_SOURCE_ROUTE: reject(s, "MAIL", SMTP_R_SOURCE_ROUTE, NULL); return;
-	case SMTP_ADDR_TOO_LONG: reject(s, "MAIL", SMTP_R_ADDR_TOO_LONG, NULL); return;
+	/* RFC 3463: X.1.7 is the sender's address, X.1.3 a recipient's. */
+	case SMTP_ADDR_SOURCE_ROUTE: reject(s, "MAIL", SMTP_R_MAIL_SOURCE_ROUTE, NULL); return;
+	case SMTP_ADDR_TOO_LONG: reject(s, "MAIL", SMTP_R_MAIL_TOO_LONG, NULL); return;
 	default: reject(s, "MAIL", SMTP_R_MAIL_SYNTAX, NULL); return;
 	}
 	struct smtp_mail_params params;
@@ -1050,6 +1052,7 @@ static void commit_done(void *arg, enum spool_result result, const char *qid)
 		logline_str(l, "result", "queued");
 		logline_emit(l, LOG_LEVEL_INFO);
 		replyf(s, 250, "2.0.0", "Ok: queued as %s", qid);
+		delivery_kick(s->srv->delivery);
 	} else {
 		s->srv->messages_refused++;
 		enum smtp_reply_id id =
@@ -1224,7 +1227,9 @@ static void session_process(struct session *s)
 			s->output_full = true;
 			return;
 		}
-		if (evbuffer_get_length(in) == 0)
+		/* A chunk of zero octets (BDAT 0 LAST) is complete without input. */
+		if (evbuffer_get_length(in) == 0 &&
+		    !(s->state == SESSION_STATE_BDAT && s->bdat_remaining == 0))
 			return;
 		if (s->state == SESSION_STATE_DATA) {
 			read_data(s, in);

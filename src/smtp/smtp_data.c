@@ -80,9 +80,9 @@ enum smtp_data_result smtp_data_feed(struct smtp_data *d, const char *in, size_t
 			if (*p == '.') {
 				/* RFC 5321 4.5.2: drop the first dot of a
 				 * line; if the line is only ".", it ends the
-				 * data. */
+				 * data. RFC 5321 4.5.3.1.6: the line limit does
+				 * not count that dot, so it is not counted. */
 				p++;
-				line_len++;
 				state = ST_DOT;
 			}
 			break;

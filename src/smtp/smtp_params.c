@@ -139,14 +139,18 @@ static bool parse_size(const char *s, size_t len, uint64_t *size_r)
 
 	if (len == 0 || len > 20)
 		return false;
+	bool overflow = false;
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] < '0' || s[i] > '9')
 			return false;
 		if (__builtin_mul_overflow(v, 10, &v) ||
 		    __builtin_add_overflow(v, (uint64_t)(s[i] - '0'), &v))
-			return false;
+			overflow = true;
 	}
-	*size_r = v;
+	/* RFC 1870 6 allows 20 digits, more than 64 bits hold: such a size is
+	 * valid syntax and simply larger than any limit, so it saturates
+	 * (and gets 552 5.3.4, not 501). */
+	*size_r = overflow ? UINT64_MAX : v;
 	return true;
 }
 

@@ -49,7 +49,9 @@
 	X(MAIL_SYNTAX, 501, "5.1.7", "Bad sender address syntax")                                  \
 	X(RCPT_SYNTAX, 501, "5.1.3", "Bad recipient address syntax")                               \
 	X(SOURCE_ROUTE, 553, "5.1.3", "Source routes are not accepted")                            \
+	X(MAIL_SOURCE_ROUTE, 553, "5.1.7", "Source routes are not accepted")                       \
 	X(ADDR_TOO_LONG, 501, "5.1.3", "Address too long")                                         \
+	X(MAIL_TOO_LONG, 501, "5.1.7", "Sender address too long")                                  \
 	X(NEEDS_SMTPUTF8, 553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter")          \
 	X(NULL_RCPT, 501, "5.1.3", "The null address is not a valid recipient")                    \
 	X(NO_MAILBOXES, 550, "5.1.1", "This relay has no local mailboxes")                         \

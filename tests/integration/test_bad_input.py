@@ -395,3 +395,68 @@ def test_loop_detection_refuses_too_many_received_headers(strict):
         r = c.data(ok)
         assert r.is_(250, "2.0.0"), r
     assert [m["id"] for m in strict.by_sender("loop@example.org")] == [r.qid]
+
+
+# -- BDAT chunks that fail the transaction (RFC 3030 2) -----------------------
+
+# (id, chunks (the last one is sent with LAST), index of the chunk that is
+#  refused, code, enhanced code)
+BDAT_CASES = [
+    ("bare-lf-in-chunk", [b"Subject: x\r\n\r\nbare\nlf\r\n", b"more\r\n", b"end\r\n"], 0, 554, "5.6.0"),
+    ("bare-cr-in-chunk", [b"Subject: x\r\n\r\n", b"bare\rcr\r\n", b"end\r\n"], 1, 554, "5.6.0"),
+    ("nul-in-chunk", [b"Subject: x\r\n\r\nnul\x00\r\n", b"end\r\n"], 0, 554, "5.6.0"),
+    ("long-line-in-chunk", [b"Subject: x\r\n\r\n" + b"w" * 1500 + b"\r\n", b"end\r\n"], 0, 554, "5.6.0"),
+    ("over-size-chunk", [b"Subject: x\r\n\r\n" + (b"o" * 998 + b"\r\n") * 70, b"end\r\n"], 0, 552, "5.3.4"),
+    ("last-chunk-ends-in-bare-cr", [b"Subject: x\r\n\r\n", b"ends badly\r\nx\r"], 1, 554, "5.6.0"),
+]
+
+
+@pytest.mark.parametrize("case", BDAT_CASES, ids=[c[0] for c in BDAT_CASES])
+def test_bad_bdat_chunk_fails_the_transaction(strict, case):
+    name, chunks, bad, code, enh = case
+    sender = "bdat-%s@example.org" % name
+    with strict.client() as c:
+        c.ehlo()
+        c.envelope(sender, ["r@example.net"])
+        replies = []
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            c.send(b"BDAT %d%s\r\n" % (len(chunk), b" LAST" if last else b"") + chunk)
+            replies.append(c.reply())
+        for i, r in enumerate(replies):
+            if i < bad:
+                assert r.is_(250), replies
+            elif i == bad:
+                assert r.is_(code, enh), "chunk %d: expected %s %s, got %r" % (i, code, enh, r)
+            else:
+                # the transaction is gone; later chunks are read and refused
+                assert r.is_(503, "5.5.1"), replies
+        assert c.cmd("NOOP").is_(250, "2.0.0")
+        assert c.nothing_pending(0.2), c.buf
+        # and a new transaction works
+        c.envelope(sender, ["r@example.net"])
+        ok = c.bdat([b"Subject: good\r\n\r\nfine\r\n"])[-1]
+        assert ok.is_(250, "2.0.0"), ok
+    assert [m["id"] for m in strict.by_sender(sender)] == [ok.qid]
+
+
+def test_client_that_never_reads_its_replies_does_not_block_others(strict):
+    """A client pipelining tens of thousands of commands without reading a
+    reply fills only its own buffers; the relay keeps serving others."""
+    greedy = strict.client()
+    greedy.ehlo()
+    greedy.sock.setblocking(False)
+    sent = 0
+    payload = b"NOOP\r\n" * 4096
+    try:
+        for _ in range(40):          # bounded: at most 40 * 24 KB
+            try:
+                sent += greedy.sock.send(payload)
+            except BlockingIOError:
+                break
+        for _ in range(3):
+            bystander(strict)
+    finally:
+        greedy.close()
+    assert sent > 64 * 1024, "the test did not fill the server's buffers"
+    bystander(strict)

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import TOP
-from helpers import QID_RE, ConnectionClosed, assert_stored_exactly, make_body, wait_for
+from helpers import QID_RE, ConnectionClosed, assert_stored_exactly, dot_stuff, make_body, wait_for
 
 # Where the process may die, and whether the message being committed may
 # survive. Before the commit it must be gone; after the commit (but before
@@ -184,5 +184,22 @@ def test_kill_9_under_load_loses_no_acknowledged_message(relays):
     senders = [m["sender"] for m in queued.values()]
     assert len(senders) == len(set(senders)), "seed %d: a message is queued twice" % seed
     assert tmp_files(relay) == []
+    relay.stop()
+    integrity_check(relay)
+
+
+def test_client_vanishing_mid_message_leaves_nothing_behind(relays):
+    relay = relays.new()
+    body = make_body(400 * 1024, seed=77)   # large enough to spill to state_dir/tmp
+    c = relay.client()
+    c.ehlo()
+    c.envelope("vanish@example.org", ["r@example.net"])
+    assert c.cmd("DATA").code == 354
+    c.send(dot_stuff(body)[:300 * 1024])
+    wait_for(lambda: tmp_files(relay), timeout=30, what="the spill file")
+    c.close()
+    relay.wait_log("reason=eof")
+    wait_for(lambda: not tmp_files(relay), timeout=30, what="the spill file to be removed")
+    assert relay.by_sender("vanish@example.org") == []
     relay.stop()
     integrity_check(relay)

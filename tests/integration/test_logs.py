@@ -13,6 +13,17 @@ LINE_RE = re.compile(
 KV_RE = re.compile(r' ([a-z][a-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"]+)')
 
 
+# docs/logging.md: the keys each SMTP event may carry.
+DOCUMENTED_KEYS = {
+    "smtp.connect": {"session", "client", "port", "listener", "trusted"},
+    "smtp.reject": {"session", "client", "listener", "qid", "command", "arg", "reply", "reason"},
+    "smtp.message": {"qid", "session", "client", "listener", "account", "from", "size", "nrcpt", "to", "result"},
+    "smtp.disconnect": {"session", "client", "listener", "messages", "errors", "duration_ms", "reason"},
+}
+DISCONNECT_REASONS = {"quit", "eof", "timeout", "too-many-errors", "http", "shutdown", "bdat-syntax",
+                      "tls-handshake", "tls-timeout", "error"}
+
+
 def parse(line):
     m = LINE_RE.match(line)
     assert m, "log line not in `area.event key=value` form: %r" % line
@@ -72,6 +83,9 @@ def test_every_log_line_has_the_event_format(relays):
         c.cmd("MAIL FROM:<us\u00e9r@example.org> FROB=1")
         c.cmd("MAIL FROM:<tab\there@example.org>")
         c.cmd("RCPT TO:<=equals=@example.org>")
+        # a value from the network must not fake a key or a line
+        c.cmd('MAIL FROM:<"x result=queued qid=FAKE"@example.org> FOO=bar')
+        c.cmd('MAIL FROM:<"tab\there"@example.org> FOO=bar')
         c.send(b"NOOP\n")
         c.reply()
         c.send(b"x" * 600 + b"\r\n")
@@ -91,6 +105,14 @@ def test_every_log_line_has_the_event_format(relays):
     assert len(lines) > 20
     for line in lines:
         parse(line)
+    for line in lines:
+        event, kv = parse(line)
+        if event in DOCUMENTED_KEYS:
+            assert set(kv) <= DOCUMENTED_KEYS[event], "undocumented keys in %r" % line
+        if event == "smtp.disconnect":
+            assert kv["reason"] in DISCONNECT_REASONS, line
+        if event == "smtp.reject":
+            assert "result" not in kv and kv.get("qid") != "FAKE", line
     seen = {parse(l)[0] for l in lines}
     for e in ("server.start", "smtp.connect", "smtp.message", "smtp.reject", "smtp.disconnect",
               "server.reload", "server.stop", "server.exit"):

@@ -40,7 +40,7 @@ struct ctl_ctx {
 
 struct command {
 	const char *words; /* "queue list" */
-	int nargs;	   /* required positional arguments */
+	int nargs;	   /* positional arguments; -1: zero or one */
 	const char *usage;
 	int (*run)(struct ctl_ctx *ctx);
 };
@@ -292,6 +292,13 @@ static int cmd_queue_release(struct ctl_ctx *ctx)
 	return cmd_queue_op(ctx, "release");
 }
 
+static int cmd_queue_flush(struct ctl_ctx *ctx)
+{
+	if (ctx->argc == 0)
+		return ask_daemon(ctx, "queue flush");
+	return cmd_queue_op(ctx, "flush");
+}
+
 static int cmd_status(struct ctl_ctx *ctx)
 {
 	return ask_daemon(ctx, "status");
@@ -314,6 +321,8 @@ static const struct command commands[] = {
 	{"queue hold", 1, "queue hold ID            keep a message from being delivered",
 	 cmd_queue_hold},
 	{"queue release", 1, "queue release ID         undo hold", cmd_queue_release},
+	{"queue flush", -1, "queue flush [ID]         try deferred messages (or one) now",
+	 cmd_queue_flush},
 	{"status", 0, "status                   up time, connections, queue size", cmd_status},
 	{"reload", 0, "reload                   read the configuration file again",
 	 cmd_reload},
@@ -356,6 +365,15 @@ int main(int argc, char **argv)
 {
 	const char *path = CONFIG_DEFAULT_PATH;
 	int opt;
+	/* --help anywhere before the command, as after it. */
+	for (int i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "-c") == 0)
+			i++;
+	}
 	while ((opt = getopt(argc, argv, "+c:hV")) != -1) {
 		switch (opt) {
 		case 'c': path = optarg; break;
@@ -416,7 +434,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (npos - used != cmd->nargs) {
+	if (cmd->nargs >= 0 ? npos - used != cmd->nargs : npos - used > 1) {
 		fprintf(stderr, "usage: detourctl %s\n", cmd->usage);
 		return EXIT_USAGE;
 	}

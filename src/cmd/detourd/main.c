@@ -137,6 +137,12 @@ int main(int argc, char **argv)
 	bool foreground = false, check_only = false, debug = false;
 	int opt;
 
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		}
+	}
 	while ((opt = getopt(argc, argv, "c:fndhV")) != -1) {
 		switch (opt) {
 		case 'c': path = optarg; break;

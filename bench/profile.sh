@@ -1,0 +1,107 @@
+#!/bin/bash
+# bench/profile.sh - where does detourd spend its time per message?
+#
+#   bench/profile.sh [perf|strace|callgrind] [SESSIONS] [MESSAGES] [SIZE]
+#   (defaults: perf 20 20000 4096)
+#
+# Starts build/detourd (or $DETOURD) on a fresh bench/mkconf.sh configuration
+# inside a private network namespace (only loopback; the peer-bench DNS stub
+# answers on 127.0.0.1:53), sends MESSAGES messages of SIZE bytes with
+# smtp-source over SESSIONS sessions (bounded by count and by a 300 s
+# timeout), and reports:
+#   perf       perf record -g of detourd, then the top of perf report
+#              (self time, and children); perf.data is kept in the output folder
+#   strace     strace -c -f: system calls per message, by thread
+#   callgrind  valgrind --tool=callgrind (slow: keep MESSAGES small)
+# Output goes to bench/results/profile-<time>/ (or $OUT). Root only.
+set -eu
+BENCH=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$BENCH/.." && pwd)
+MODE=${1:-perf} SESSIONS=${2:-20} MESSAGES=${3:-20000} SIZE=${4:-4096}
+DETOURD=${DETOURD:-$REPO/build/detourd}
+OUT=${OUT:-$BENCH/results/profile-$(date +%Y%m%d-%H%M%S)}
+
+if [ "${SMTPBENCH_SANDBOX:-}" != 1 ]; then
+	[ "$(id -u)" = 0 ] || { echo "profile.sh: run as root" >&2; exit 1; }
+	[ -x "$DETOURD" ] || { echo "profile.sh: $DETOURD missing (make all)" >&2; exit 1; }
+	case $MODE in
+	perf) command -v perf >/dev/null || { echo "profile.sh: perf is not installed" >&2; exit 1; } ;;
+	strace) command -v strace >/dev/null || { echo "profile.sh: strace is not installed" >&2; exit 1; } ;;
+	callgrind) command -v valgrind >/dev/null || { echo "profile.sh: valgrind is not installed" >&2; exit 1; } ;;
+	*) echo "usage: $0 [perf|strace|callgrind] [SESSIONS] [MESSAGES] [SIZE]" >&2; exit 2 ;;
+	esac
+	mkdir -p "$OUT"
+	export DETOURD OUT
+	# sandbox.sh: private net + mount namespace, loopback only, DNS stub
+	exec "$BENCH/peer-bench/lib/sandbox.sh" "$0" "$@"
+fi
+
+WORK=$(mktemp -d "${BENCH_WORK:-/var/tmp}/detour-profile.XXXXXX")
+conf=$("$BENCH/mkconf.sh" "$WORK")
+PIDS=()
+cleanup() {
+	set +e
+	for pg in "${PIDS[@]}"; do
+		kill -TERM -- "-$pg" 2>/dev/null
+		for _ in $(seq 100); do kill -0 -- "-$pg" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL -- "-$pg" 2>/dev/null
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wrap=()
+case $MODE in
+callgrind) wrap=(valgrind --tool=callgrind "--callgrind-out-file=$OUT/callgrind.out.%p") ;;
+esac
+setsid "${wrap[@]}" "$DETOURD" -c "$conf" -f >"$OUT/detourd.log" 2>&1 </dev/null &
+PIDS+=($!)
+dpid=$!
+for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/2510) 2>/dev/null && break; sleep 0.1; done
+# the real detourd process (under valgrind the pid is valgrind's = detourd's)
+sleep 0.2
+
+src() {  # src COUNT: one bounded smtp-source run
+	timeout 300 smtp-source -M bench.localdomain -s "$SESSIONS" -m "$1" -l "$SIZE" \
+		-f a@example.com -t b@example.org 127.0.0.1:2510
+}
+src 200   # warm-up
+case $MODE in
+perf)
+	perf record -g -o "$OUT/perf.data" -p "$dpid" 2>"$OUT/perf-record.err" &
+	ppid=$!
+	sleep 0.5 ;;
+strace)
+	strace -c -f -o "$OUT/strace-c.txt" -p "$dpid" 2>/dev/null &
+	ppid=$!
+	sleep 1 ;;
+*) ppid= ;;
+esac
+t0=$(date +%s.%N)
+cpu0=$(awk '{print $14 + $15}' "/proc/$dpid/stat")
+src "$MESSAGES"
+t1=$(date +%s.%N)
+cpu1=$(awk '{print $14 + $15}' "/proc/$dpid/stat")
+if [ -n "$ppid" ]; then kill -INT "$ppid"; wait "$ppid" || true; fi
+tck=$(getconf CLK_TCK)
+awk -v n="$MESSAGES" -v t0="$t0" -v t1="$t1" -v c0="$cpu0" -v c1="$cpu1" -v hz="$tck" 'BEGIN {
+	printf "messages=%d seconds=%.2f msg_per_s=%.0f detourd_cpu_ms_per_msg=%.3f\n",
+	       n, t1 - t0, n / (t1 - t0), (c1 - c0) / hz * 1000 / n }' | tee "$OUT/summary.txt"
+
+case $MODE in
+perf)
+	perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+		grep -v '^$' | head -120 > "$OUT/perf-self.txt"
+	perf report -i "$OUT/perf.data" --children --sort symbol --stdio -g none 2>/dev/null |
+		grep -v '^$' | head -120 > "$OUT/perf-children.txt"
+	perf report -i "$OUT/perf.data" --no-children --sort dso --stdio 2>/dev/null |
+		grep -v '^$' | head -40 > "$OUT/perf-dso.txt"
+	head -60 "$OUT/perf-self.txt" ;;
+strace)
+	cat "$OUT/strace-c.txt" ;;
+callgrind)
+	kill -TERM -- "-$dpid" 2>/dev/null; sleep 3
+	f=$(ls "$OUT"/callgrind.out.* | head -1)
+	callgrind_annotate "$f" 2>/dev/null | head -60 | tee "$OUT/callgrind-top.txt" ;;
+esac
+echo "profile.sh: output in $OUT" >&2
