@@ -1,19 +1,24 @@
 #!/bin/bash
 # bench/profile.sh - where does detourd spend its time per message?
 #
-#   bench/profile.sh [perf|strace|callgrind] [SESSIONS] [MESSAGES] [SIZE]
+#   bench/profile.sh [plain|perf|strace|callgrind] [SESSIONS] [MESSAGES] [SIZE]
 #   (defaults: perf 20 20000 4096)
 #
 # Starts build/detourd (or $DETOURD) on a fresh bench/mkconf.sh configuration
 # inside a private network namespace (only loopback; the peer-bench DNS stub
 # answers on 127.0.0.1:53), sends MESSAGES messages of SIZE bytes with
 # smtp-source over SESSIONS sessions (bounded by count and by a 300 s
-# timeout), and reports:
+# timeout), and reports messages/s, detourd's CPU ms per message, the
+# client's (smtp-source's) CPU ms per message and how busy the whole machine
+# was, then:
+#   plain      nothing more (no profiler attached: the cleanest numbers)
 #   perf       perf record -g of detourd, then the top of perf report
 #              (self time, and children); perf.data is kept in the output folder
 #   strace     strace -c -f: system calls per message, by thread
 #   callgrind  valgrind --tool=callgrind (slow: keep MESSAGES small)
 # Output goes to bench/results/profile-<time>/ (or $OUT). Root only.
+# DETOURD_LOG: where detourd's log goes (default $OUT/detourd.log; /dev/null
+# to see what writing the log costs).
 set -eu
 BENCH=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$BENCH/.." && pwd)
@@ -25,6 +30,7 @@ if [ "${SMTPBENCH_SANDBOX:-}" != 1 ]; then
 	[ "$(id -u)" = 0 ] || { echo "profile.sh: run as root" >&2; exit 1; }
 	[ -x "$DETOURD" ] || { echo "profile.sh: $DETOURD missing (make all)" >&2; exit 1; }
 	case $MODE in
+	plain) ;;
 	perf) command -v perf >/dev/null || { echo "profile.sh: perf is not installed" >&2; exit 1; } ;;
 	strace) command -v strace >/dev/null || { echo "profile.sh: strace is not installed" >&2; exit 1; } ;;
 	callgrind) command -v valgrind >/dev/null || { echo "profile.sh: valgrind is not installed" >&2; exit 1; } ;;
@@ -54,7 +60,7 @@ wrap=()
 case $MODE in
 callgrind) wrap=(valgrind --tool=callgrind "--callgrind-out-file=$OUT/callgrind.out.%p") ;;
 esac
-setsid "${wrap[@]}" "$DETOURD" -c "$conf" -f >"$OUT/detourd.log" 2>&1 </dev/null &
+setsid "${wrap[@]}" "$DETOURD" -c "$conf" -f >"${DETOURD_LOG:-$OUT/detourd.log}" 2>&1 </dev/null &
 PIDS+=($!)
 dpid=$!
 for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/2510) 2>/dev/null && break; sleep 0.1; done
@@ -77,16 +83,29 @@ strace)
 	sleep 1 ;;
 *) ppid= ;;
 esac
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+# children's CPU (smtp-source, through timeout): `times` in this very shell
+# (a function runs in this shell; $(times) would ask a subshell)
+ccpu() { times > "$WORK/times"; }
+ctime() { awk 'NR == 2 {gsub(/[ms]/, " "); print ($1 * 60 + $2) + ($3 * 60 + $4)}' "$WORK/times"; }
 t0=$(date +%s.%N)
 cpu0=$(awk '{print $14 + $15}' "/proc/$dpid/stat")
+ccpu; s0=$(ctime)
+m0=$(busy)
 src "$MESSAGES"
 t1=$(date +%s.%N)
 cpu1=$(awk '{print $14 + $15}' "/proc/$dpid/stat")
+ccpu; s1=$(ctime)
+m1=$(busy)
 if [ -n "$ppid" ]; then kill -INT "$ppid"; wait "$ppid" || true; fi
 tck=$(getconf CLK_TCK)
-awk -v n="$MESSAGES" -v t0="$t0" -v t1="$t1" -v c0="$cpu0" -v c1="$cpu1" -v hz="$tck" 'BEGIN {
-	printf "messages=%d seconds=%.2f msg_per_s=%.0f detourd_cpu_ms_per_msg=%.3f\n",
-	       n, t1 - t0, n / (t1 - t0), (c1 - c0) / hz * 1000 / n }' | tee "$OUT/summary.txt"
+awk -v n="$MESSAGES" -v t0="$t0" -v t1="$t1" -v c0="$cpu0" -v c1="$cpu1" -v hz="$tck" \
+	-v m0="$m0" -v m1="$m1" -v s0="$s0" -v s1="$s1" -v ncpu="$(nproc)" 'BEGIN {
+	split(m0, a, " "); split(m1, b, " ")
+	printf "messages=%d seconds=%.2f msg_per_s=%.0f detourd_cpu_ms_per_msg=%.3f " \
+	       "smtp_source_cpu_ms_per_msg=%.3f machine_busy=%.0f%% of %d cpus\n",
+	       n, t1 - t0, n / (t1 - t0), (c1 - c0) / hz * 1000 / n, (s1 - s0) * 1000 / n,
+	       100 * (b[1] - a[1]) / (b[2] - a[2]), ncpu }' | tee "$OUT/summary.txt"
 
 case $MODE in
 perf)

@@ -80,7 +80,7 @@ for v in REPS SECS SESSIONS SIZES IDLE_CONNS QUICK PEERS; do
 done
 export SMTPBENCH_NOTE="detourd $rev, postfix $(postconf -dh mail_version 2>/dev/null || echo '?'); command: ${cmd}bench/run.sh"
 export PEERS=${PEERS:-postfix detourd}
-export RATIOS=${RATIOS:-detourd/postfix}
+export RATIOS=${RATIOS:-detourd/postfix detourd/sink}
 
 echo "bench/run.sh: work folder $WORK ($fstype), results in $OUT" >&2
 rc=0

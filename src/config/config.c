@@ -76,6 +76,7 @@ static const struct key_def keys[] = {
 	{SEC_DELIVERY, "retry", KEY_RETRY, 0, 0, 0},
 	{SEC_DELIVERY, "max_age", KEY_DURATION, C(max_age), 60, 365 * 86400},
 	{SEC_DELIVERY, "allow_loopback_mx", KEY_BOOL, C(allow_loopback_mx), 0, 0},
+	{SEC_DELIVERY, "pause", KEY_BOOL, C(pause), 0, 0},
 	{SEC_LIMITS, "max_message_size", KEY_SIZE, C(max_message_size), 0, 0},
 	{SEC_LIMITS, "max_recipients", KEY_UINT, C(max_recipients), 1, 100000},
 	{SEC_LIMITS, "max_connections", KEY_UINT, C(max_connections), 1, 1000000},

@@ -93,6 +93,7 @@ struct config {
 	size_t n_retry;
 	unsigned max_age; /* seconds */
 	bool allow_loopback_mx;
+	bool pause; /* accept and queue, but deliver nothing until resumed */
 
 	/* [limits] */
 	uint64_t max_message_size;

@@ -84,6 +84,7 @@ static void do_status(struct ctl_conn *c)
 	answer(c, true,
 	       "detourd running\n"
 	       "hostname: %s\n"
+	       "delivery: %s\n"
 	       "pid: %d\n"
 	       "uptime_seconds: %lld\n"
 	       "connections: %u\n"
@@ -99,7 +100,8 @@ static void do_status(struct ctl_conn *c)
 	       "deferred: %llu\n"
 	       "failed: %llu\n"
 	       "bounces: %llu",
-	       srv->cfg->hostname, (int)getpid(), (long long)(time(NULL) - srv->started),
+	       srv->cfg->hostname, delivery_paused(srv->delivery) ? "paused" : "running",
+	       (int)getpid(), (long long)(time(NULL) - srv->started),
 	       srv->n_sessions, (unsigned long long)srv->total_sessions,
 	       (unsigned long long)srv->messages_accepted,
 	       (unsigned long long)srv->messages_refused, (unsigned long long)st.messages,
@@ -200,6 +202,12 @@ static void handle(struct ctl_conn *c, char *line)
 		do_status(c);
 	} else if (strcmp(words[0], "reload") == 0 && n == 1) {
 		do_reload(c);
+	} else if (strcmp(words[0], "delivery") == 0 && n == 2 &&
+		   (strcmp(words[1], "pause") == 0 || strcmp(words[1], "resume") == 0)) {
+		bool pause = strcmp(words[1], "pause") == 0;
+		delivery_pause(c->ctl->srv->delivery, pause);
+		answer(c, true, "delivery %s", pause ? "paused: messages are queued, not sent"
+						     : "resumed");
 	} else if (strcmp(words[0], "queue") == 0 && (n == 3 || n == 2)) {
 		do_queue_op(c, words[1], words[2]);
 	} else {

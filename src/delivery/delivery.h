@@ -16,6 +16,7 @@
 #ifndef DETOUR_DELIVERY_H
 #define DETOUR_DELIVERY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -45,6 +46,12 @@ void delivery_kick(struct delivery *d);
 /* delivery_reload - use cfg for everything started from now on. Returns -1
  * with *error_r if its smarthost settings cannot be used (the old ones stay). */
 int delivery_reload(struct delivery *d, struct config *cfg, const char **error_r);
+
+/* delivery_pause - stop (or resume) taking messages from the queue, as
+ * OpenSMTPD's "smtpctl pause mta" does: messages are still accepted and
+ * queued; those already out for delivery finish. */
+void delivery_pause(struct delivery *d, bool paused);
+bool delivery_paused(const struct delivery *d);
 
 /* delivery_stop - stop fetching and drop connections; messages out for
  * delivery keep their queue state and are tried again after a restart

@@ -50,6 +50,7 @@ struct delivery {
 	bool fetching;
 	bool kick_again; /* a kick arrived while a fetch was out */
 	bool stopped;
+	bool paused;
 	uint64_t msgs_out;
 	uint64_t n_conns;
 	struct delivery_stats stats;
@@ -939,7 +940,7 @@ static void fetch_done(void *arg, enum spool_result result, struct spool_work *l
  * enough messages are being delivered. */
 static void fetch(struct delivery *d)
 {
-	if (d->stopped)
+	if (d->stopped || d->paused)
 		return;
 	if (d->fetching) {
 		d->kick_again = true;
@@ -977,6 +978,7 @@ struct delivery *delivery_new(struct event_base *base, struct config *cfg, struc
 	if (apply_config(d, cfg, error_r) < 0)
 		goto fail;
 	d->timer = evtimer_new(base, on_timer, d);
+	d->paused = cfg->pause;
 	return d;
 fail:
 	delivery_free(&d);
@@ -985,9 +987,27 @@ fail:
 
 void delivery_start(struct delivery *d)
 {
-	log_event(LOG_LEVEL_INFO, "delivery.start", "route=%s",
-		  d->cfg->smarthost ? d->cfg->smarthost : "mx");
+	log_event(LOG_LEVEL_INFO, "delivery.start", "route=%s paused=%s",
+		  d->cfg->smarthost ? d->cfg->smarthost : "mx", d->paused ? "yes" : "no");
 	fetch(d);
+}
+
+void delivery_pause(struct delivery *d, bool paused)
+{
+	if (d->paused == paused)
+		return;
+	d->paused = paused;
+	log_event(LOG_LEVEL_INFO, paused ? "delivery.pause" : "delivery.resume", "messages_out=%llu",
+		  (unsigned long long)d->msgs_out);
+	if (paused)
+		evtimer_del(d->timer);
+	else
+		fetch(d);
+}
+
+bool delivery_paused(const struct delivery *d)
+{
+	return d->paused;
 }
 
 void delivery_kick(struct delivery *d)
@@ -998,8 +1018,13 @@ void delivery_kick(struct delivery *d)
 
 int delivery_reload(struct delivery *d, struct config *cfg, const char **error_r)
 {
+	bool was = d->cfg->pause;
 	if (apply_config(d, cfg, error_r) < 0)
 		return -1;
+	/* A changed "pause" in the file wins; otherwise a pause or resume
+	 * given with detourctl stays. */
+	if (cfg->pause != was)
+		delivery_pause(d, cfg->pause);
 	/* Routes are worked out again under the new settings. */
 	for (size_t b = 0; b < DEST_BUCKETS; b++)
 		for (struct destination *dest = d->dests[b]; dest != NULL; dest = dest->next)

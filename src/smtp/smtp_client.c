@@ -254,13 +254,21 @@ static const char *stage(const struct smtp_client *c)
 	return "reply";
 }
 
+/* set_state - every change of state. DONE and FAILED are final: nothing
+ * the server or the caller does afterwards moves the client again. */
+static void set_state(struct smtp_client *c, enum client_state state)
+{
+	assert(c->state != ST_DONE && c->state != ST_FAILED);
+	c->state = state;
+}
+
 /* ---- ending a message, or the connection ---- */
 
 static void message_done(struct smtp_client *c)
 {
 	c->msg = NULL;
 	c->results = NULL;
-	c->state = ST_IDLE;
+	set_state(c, ST_IDLE);
 }
 
 /*
@@ -286,7 +294,7 @@ static void fail(struct smtp_client *c, const struct smtp_client_result *err, bo
 	}
 	if (quit)
 		out_cmd(c, "QUIT");
-	c->state = ST_FAILED;
+	set_state(c, ST_FAILED);
 }
 
 static void fail_reply(struct smtp_client *c, enum smtp_client_status status,
@@ -438,10 +446,10 @@ static void start_auth(struct smtp_client *c)
 		out_line(c, b64, (size_t)n, SMTP_AUTHLINE_MAX);
 		explicit_bzero(raw, sizeof(raw));
 		explicit_bzero(b64, sizeof(b64));
-		c->state = ST_AUTH_PLAIN;
+		set_state(c, ST_AUTH_PLAIN);
 	} else if (c->info.auth_mechs & SMTP_CLIENT_AUTH_LOGIN) {
 		out_cmd(c, "AUTH LOGIN");
-		c->state = ST_AUTH_LOGIN;
+		set_state(c, ST_AUTH_LOGIN);
 	} else {
 		fail_local(c, SMTP_CLIENT_R_AUTH_UNAVAILABLE, 451, "4.7.0", true, "%s",
 		           (c->info.extensions & SMTP_CLIENT_EXT_AUTH)
@@ -462,7 +470,7 @@ static void after_tls(struct smtp_client *c)
 		start_auth(c);
 		return;
 	}
-	c->state = ST_IDLE;
+	set_state(c, ST_IDLE);
 }
 
 /* after_hello - EHLO or HELO was accepted. */
@@ -471,7 +479,7 @@ static void after_hello(struct smtp_client *c)
 	if (!c->info.tls && c->tls != SMTP_CLIENT_TLS_NONE &&
 	    (c->info.extensions & SMTP_CLIENT_EXT_STARTTLS)) {
 		out_cmd(c, "STARTTLS");
-		c->state = ST_STARTTLS;
+		set_state(c, ST_STARTTLS);
 		return;
 	}
 	after_tls(c);
@@ -480,7 +488,7 @@ static void after_hello(struct smtp_client *c)
 static void send_ehlo(struct smtp_client *c)
 {
 	out_cmd(c, "EHLO %s", c->ehlo_name);
-	c->state = ST_EHLO;
+	set_state(c, ST_EHLO);
 }
 
 static void auth_login_field(struct smtp_client *c, const char *field)
@@ -513,7 +521,7 @@ static void on_auth_reply(struct smtp_client *c, const struct smtp_parsed_reply 
 		/* The prompts ("Username:", "Password:") are not read:
 		 * the order is fixed. */
 		auth_login_field(c, c->state == ST_AUTH_LOGIN ? c->user : c->password);
-		c->state = c->state == ST_AUTH_LOGIN ? ST_AUTH_USER : ST_AUTH_PASS;
+		set_state(c, c->state == ST_AUTH_LOGIN ? ST_AUTH_USER : ST_AUTH_PASS);
 		return;
 	default:
 		if (klass != 2) {
@@ -521,7 +529,7 @@ static void on_auth_reply(struct smtp_client *c, const struct smtp_parsed_reply 
 			return;
 		}
 		c->info.authenticated = true;
-		c->state = ST_IDLE;
+		set_state(c, ST_IDLE);
 		return;
 	}
 }
@@ -671,7 +679,7 @@ static void txn_begin(struct smtp_client *c)
 	c->naccepted = 0;
 	c->mail_ok = false;
 	c->dummy_dot = false;
-	c->state = ST_TXN;
+	set_state(c, ST_TXN);
 	if (c->need_rset) {
 		/* RFC 5321 4.1.1.5: an earlier transaction may still be open
 		 * (its MAIL was taken but it never reached the end of data). */
@@ -793,7 +801,7 @@ static void on_txn_reply(struct smtp_client *c, const struct smtp_parsed_reply *
 	case P_DATA:
 		if (r->code == 354) {
 			if (c->naccepted > 0) {
-				c->state = ST_BODY;
+				set_state(c, ST_BODY);
 			} else {
 				/* RFC 2920 3.1 says a server refuses DATA
 				 * when no RCPT succeeded; this one did not.
@@ -801,7 +809,7 @@ static void on_txn_reply(struct smtp_client *c, const struct smtp_parsed_reply *
 				 * phase cleanly; its reply is ignored. */
 				out_line(c, ".", 1, SMTP_CMDLINE_MAX);
 				c->dummy_dot = true;
-				c->state = ST_DOT;
+				set_state(c, ST_DOT);
 			}
 			return;
 		}
@@ -841,7 +849,7 @@ static void on_reply(struct smtp_client *c, const struct smtp_parsed_reply *r)
 
 	if (c->state == ST_QUIT) {
 		/* RFC 5321 4.1.1.10: whatever the reply, the session is over. */
-		c->state = ST_DONE;
+		set_state(c, ST_DONE);
 		return;
 	}
 	if (r->code == 421) {
@@ -872,7 +880,7 @@ static void on_reply(struct smtp_client *c, const struct smtp_parsed_reply *r)
 			/* RFC 5321 3.2: a server that does not know EHLO
 			 * still knows HELO; no extension then. */
 			out_cmd(c, "HELO %s", c->ehlo_name);
-			c->state = ST_HELO;
+			set_state(c, ST_HELO);
 		} else if (klass == 4) {
 			fail_reply(c, SMTP_CLIENT_TEMPFAIL, SMTP_CLIENT_R_HELO, r, true);
 		} else {
@@ -899,7 +907,7 @@ static void on_reply(struct smtp_client *c, const struct smtp_parsed_reply *r)
 		if (r->code == 220) {
 			/* RFC 3207 4: the handshake starts now; the feed loop
 			 * refuses any byte that came after this reply. */
-			c->state = ST_TLS;
+			set_state(c, ST_TLS);
 			return;
 		}
 		if (klass == 2 || klass == 3) {
@@ -1056,7 +1064,7 @@ void smtp_client_feed(struct smtp_client *c, const char *buf, size_t len)
 			return;
 		if (res == SMTP_REPLYPARSE_MALFORMED) {
 			if (c->state == ST_QUIT) {
-				c->state = ST_DONE;
+				set_state(c, ST_DONE);
 				return;
 			}
 			fail_local(c, SMTP_CLIENT_R_PROTOCOL, 451, "4.5.0", false,
@@ -1079,7 +1087,7 @@ void smtp_client_event(struct smtp_client *c, enum smtp_client_event event)
 	case ST_FAILED:
 		return;
 	case ST_QUIT:
-		c->state = ST_DONE;
+		set_state(c, ST_DONE);
 		return;
 	case ST_DOT:
 		/* RFC 5321 6.1: the server may have taken the message. We
@@ -1208,14 +1216,14 @@ void smtp_client_send(struct smtp_client *c, const struct smtp_client_message *m
 void smtp_client_body_sent(struct smtp_client *c)
 {
 	assert(c->state == ST_BODY);
-	c->state = ST_DOT;
+	set_state(c, ST_DOT);
 }
 
 void smtp_client_quit(struct smtp_client *c)
 {
 	assert(c->state == ST_IDLE);
 	out_cmd(c, "QUIT");
-	c->state = ST_QUIT;
+	set_state(c, ST_QUIT);
 }
 
 const struct smtp_client_result *smtp_client_error(const struct smtp_client *c)

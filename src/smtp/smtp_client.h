@@ -137,10 +137,14 @@ enum smtp_client_reason {
  * A recipient's result, or the reason a connection failed. `status` is the
  * classification and is what callers act on; code, enhanced and text say
  * what was said. When `remote` is true they are the remote's reply as
- * parsed (code may then disagree with status: a 250 where 354 was due is a
- * PROTOCOL TEMPFAIL); otherwise detour wrote them, with a code and an RFC
- * 3463 enhanced code of the right class (4.4.2 connection lost, 5.6.7
- * SMTPUTF8, 5.3.4 size...).
+ * parsed, and status follows its class (2xx OK, 4xx TEMPFAIL, 5xx
+ * PERMFAIL), except SMTP_CLIENT_R_TLS_REQUIRED (STARTTLS refused when TLS is
+ * required: TEMPFAIL whatever the code). Otherwise detour wrote them, with a
+ * code and an RFC 3463 enhanced code of the status's class: 4.4.2 connection
+ * lost or timeout, 4.5.0 malformed or unexpected reply (the remote's reply
+ * quoted in the text), 4.7.10 TLS required or credentials refused in
+ * plaintext, 4.7.5 handshake failed, 4.7.0 no usable AUTH, 5.6.7 SMTPUTF8,
+ * 5.3.4 size, 5.1.7 and 5.1.3 envelope.
  */
 struct smtp_client_result {
 	enum smtp_client_status status;

@@ -61,7 +61,7 @@ class Relay:
     """One detourd with its configuration, state folder and log."""
 
     def __init__(self, base_dir, name="relay", hostname="relay.test", trusted="127.0.0.0/8 ::1",
-                 listeners=None, limits=None, server=None, extra_sections=""):
+                 listeners=None, limits=None, server=None, extra_sections="", delivery=None):
         self.dir = os.path.join(base_dir, name)
         os.makedirs(self.dir, exist_ok=True)
         self.state_dir = os.path.join(self.dir, "state")
@@ -76,6 +76,12 @@ class Relay:
         self.server = {"shutdown_grace": "3s"}
         self.server.update(server or {})
         self.limits = dict(limits or {})
+        # Delivery is paused unless a test asks for it, so that what a test
+        # queued stays in the queue to be looked at; and the resolver is
+        # never the system's (DESIGN.md, network rules): port 9 on loopback
+        # has no DNS server, so a stray look-up fails at once, locally.
+        self.delivery = {"pause": "yes", "resolver": "127.0.0.1:9"}
+        self.delivery.update(delivery or {})
         self.extra_sections = extra_sections
         # name -> dict(addrs=[...], tls=..., auth=..., other keys)
         if listeners is None:
@@ -126,6 +132,10 @@ class Relay:
                 if k != "addrs":
                     out.append("%s = %s" % (k, v))
             out.append("")
+        out.append("[delivery]")
+        for k, v in self.delivery.items():
+            out.append("%s = %s" % (k, v))
+        out.append("")
         if self.limits:
             out.append("[limits]")
             for k, v in self.limits.items():

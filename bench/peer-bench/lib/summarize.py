@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """summarize.py RAW.jsonl NAME...: one markdown table, one column per server
 (in the order given), medians over repetitions (n = number of runs).
-RATIOS="a/b ..." (env) adds one column per pair: median(a) / median(b).
+RATIOS="a/b ..." (env) adds one column per pair: the median of the per-
+repetition ratios a/b (runs with the same tag were made minutes apart in the
+same interleaved round, so pairing cancels most of the drift of a shared
+machine); rows without tags use median(a) / median(b).
 (detour: the RATIOS columns are our addition to peer-bench.)"""
 import json, os, statistics, sys
 from collections import defaultdict
@@ -9,17 +12,21 @@ from collections import defaultdict
 raw, names = sys.argv[1], sys.argv[2:]
 rows = [json.loads(l) for l in open(raw) if l.strip()]
 vals = defaultdict(list)   # (row label, name) -> [values]
+tagged = defaultdict(dict) # (row label, name) -> {tag: value}
 order = []
+cur_tag = None
 
 def add(label, name, v):
     if v is None: return
     if label not in order: order.append(label)
     vals[(label, name)].append(v)
+    if cur_tag: tagged[(label, name)][cur_tag] = v
 
 def kib2mib(v): return None if v is None else v / 1024
 
 for r in rows:
     n = r.get("name")
+    cur_tag = r.get("tag")
     if n == "disk":
         add(f"disk: fsync/s {r['kind'].replace('fsync_', '')} threads", "disk", r["ops_per_s"]); continue
     if "accept_rate" in r:
@@ -57,9 +64,14 @@ def ratio(label, pair):
     if label.startswith(("disk", "durability")) or "timeouts" in label or "errors" in label \
             or "banners" in label or "processes" in label:
         return ""
-    xa, xb = vals.get((label, a), []), vals.get((label, b), [])
-    if not xa or not xb or statistics.median(xb) == 0: return ""
-    q = statistics.median(xa) / statistics.median(xb)
+    ta, tb = tagged.get((label, a), {}), tagged.get((label, b), {})
+    both = [t for t in ta if t in tb and tb[t]]
+    if both:
+        q = statistics.median(ta[t] / tb[t] for t in both)
+    else:
+        xa, xb = vals.get((label, a), []), vals.get((label, b), [])
+        if not xa or not xb or statistics.median(xb) == 0: return ""
+        q = statistics.median(xa) / statistics.median(xb)
     return f"{q:.2f}" if q >= 0.1 else f"{q:.3f}"
 
 pairs = [p for p in os.environ.get("RATIOS", "").split() if "/" in p]

@@ -299,6 +299,16 @@ static int cmd_queue_flush(struct ctl_ctx *ctx)
 	return cmd_queue_op(ctx, "flush");
 }
 
+static int cmd_delivery_pause(struct ctl_ctx *ctx)
+{
+	return ask_daemon(ctx, "delivery pause");
+}
+
+static int cmd_delivery_resume(struct ctl_ctx *ctx)
+{
+	return ask_daemon(ctx, "delivery resume");
+}
+
 static int cmd_status(struct ctl_ctx *ctx)
 {
 	return ask_daemon(ctx, "status");
@@ -323,6 +333,8 @@ static const struct command commands[] = {
 	{"queue release", 1, "queue release ID         undo hold", cmd_queue_release},
 	{"queue flush", -1, "queue flush [ID]         try deferred messages (or one) now",
 	 cmd_queue_flush},
+	{"delivery pause", 0, "delivery pause           keep queueing, stop sending", cmd_delivery_pause},
+	{"delivery resume", 0, "delivery resume          send again", cmd_delivery_resume},
 	{"status", 0, "status                   up time, connections, queue size", cmd_status},
 	{"reload", 0, "reload                   read the configuration file again",
 	 cmd_reload},
