@@ -55,6 +55,12 @@ listen = 127.0.0.1:12525 127.0.0.1:11025 127.0.0.1:18025 127.0.0.1:10025
 tls    = starttls
 auth   = required
 
+; The demo keeps what it accepts: nothing is sent onward until you say
+; "detourctl -c $run/detour.conf delivery resume" (then it delivers to the
+; recipients' MX hosts through this machine's DNS resolver).
+[delivery]
+pause = yes
+
 [limits]
 auth_failure_delay = 1s
 CONF
@@ -82,8 +88,11 @@ Send a test message from another terminal:
         --auth-user $account --auth-password '$password' \\
         --from $account --to someone@example.com
 
-Then look at the queue:
+Then look at the queue (delivery is paused in the demo):
   $detourctl -c $run/detour.conf queue list
+  $detourctl -c $run/detour.conf queue cat ID
+To really send what is queued to the recipients' mail servers:
+  $detourctl -c $run/detour.conf delivery resume
 
 MSG
 exec "$detourd" -c "$run/detour.conf" -f

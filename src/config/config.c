@@ -77,6 +77,8 @@ static const struct key_def keys[] = {
 	{SEC_DELIVERY, "max_age", KEY_DURATION, C(max_age), 60, 365 * 86400},
 	{SEC_DELIVERY, "allow_loopback_mx", KEY_BOOL, C(allow_loopback_mx), 0, 0},
 	{SEC_DELIVERY, "pause", KEY_BOOL, C(pause), 0, 0},
+	{SEC_DELIVERY, "connect_timeout", KEY_DURATION, C(connect_timeout), 1, 3600},
+	{SEC_DELIVERY, "reply_timeout", KEY_DURATION, C(reply_timeout), 1, 3600},
 	{SEC_LIMITS, "max_message_size", KEY_SIZE, C(max_message_size), 0, 0},
 	{SEC_LIMITS, "max_recipients", KEY_UINT, C(max_recipients), 1, 100000},
 	{SEC_LIMITS, "max_connections", KEY_UINT, C(max_connections), 1, 1000000},
@@ -791,6 +793,9 @@ static void config_defaults(struct config *c)
 	c->retry = xmalloc(sizeof(retry_default));
 	memcpy(c->retry, retry_default, sizeof(retry_default));
 	c->max_age = 5 * 86400;
+	c->connect_timeout = 30;
+	/* RFC 5321 4.5.3.2's longest wait (the reply to the end of data) */
+	c->reply_timeout = 600;
 	c->max_message_size = SMTP_MESSAGE_MAX_DEFAULT;
 	c->max_recipients = SMTP_RCPT_MAX_DEFAULT;
 	c->max_connections = 1000;

@@ -94,6 +94,8 @@ struct config {
 	unsigned max_age; /* seconds */
 	bool allow_loopback_mx;
 	bool pause; /* accept and queue, but deliver nothing until resumed */
+	unsigned connect_timeout; /* seconds to establish an outbound connection */
+	unsigned reply_timeout;	  /* upper bound on every wait for a reply (seconds) */
 
 	/* [limits] */
 	uint64_t max_message_size;

@@ -30,8 +30,6 @@
 #define DELIVERY_INFLIGHT_MAX 2000
 /* An idle connection waits this long for another message before QUIT. */
 #define DELIVERY_IDLE_MS 2000
-/* Seconds to wait for a TCP connection to be established. */
-#define DELIVERY_CONNECT_TIMEOUT 30
 /* A destination's route is reused for this long (DNS answers are cached
  * separately, with their own TTLs). */
 #define DELIVERY_ROUTE_TTL_MS 30000
@@ -99,6 +97,8 @@ struct outbound_settings {
 	SSL_CTX *ssl_ctx;
 	const char *auth_user; /* NULL: no AUTH */
 	const char *auth_password;
+	unsigned connect_timeout; /* [delivery] connect_timeout */
+	unsigned reply_timeout;	  /* caps RFC 5321 4.5.3.2's waits ([delivery] reply_timeout) */
 };
 
 /* outbound.c */

@@ -99,6 +99,8 @@ static void settings_for(struct delivery *d, const struct destination *dest,
 	const struct config *cfg = d->cfg;
 	memset(set_r, 0, sizeof(*set_r));
 	set_r->ehlo_name = cfg->hostname;
+	set_r->connect_timeout = cfg->connect_timeout;
+	set_r->reply_timeout = cfg->reply_timeout;
 	if (!dest->smarthost) {
 		set_r->tls = SMTP_CLIENT_TLS_OPPORTUNISTIC;
 		set_r->ssl_ctx = d->ssl_mx;

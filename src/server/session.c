@@ -80,6 +80,9 @@ struct session {
 	bool shutting_down; /* close at the next command boundary */
 	char helo[SMTP_HELO_MAX + 1];
 
+	/* Plain TCP: replies are written to the socket directly (flush_now). */
+	bool direct_write;
+
 	/* TLS: active after the handshake of implicit TLS or STARTTLS. */
 	bool tls_active;
 	char tls_desc[160];  /* for Received: "TLSv1.3 with cipher ..." */
@@ -130,6 +133,7 @@ static char scratch[SCRATCH_IN + 2];
 
 static void session_process(struct session *s);
 static void session_close(struct session *s, const char *reason);
+static void flush_now(struct session *s);
 static void session_free(struct session *s);
 
 /* ---- replies -------------------------------------------------------------- */
@@ -198,8 +202,11 @@ static void set_timeouts(struct session *s)
 {
 	unsigned secs = (s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT)
 				? s->cfg->data_timeout
-			: s->state == SESSION_STATE_TLS ? TLS_HANDSHAKE_TIMEOUT
-							: s->cfg->command_timeout;
+			/* A stalled handshake costs at most the shorter of the two. */
+			: s->state == SESSION_STATE_TLS
+				? (TLS_HANDSHAKE_TIMEOUT < s->cfg->command_timeout ? TLS_HANDSHAKE_TIMEOUT
+										   : s->cfg->command_timeout)
+				: s->cfg->command_timeout;
 	struct timeval rtv = {secs, 0}, wtv = {s->cfg->command_timeout, 0};
 	bufferevent_set_timeouts(s->bev, &rtv, &wtv);
 }
@@ -652,8 +659,10 @@ static void cmd_starttls(struct session *s, const struct smtp_cmd *cmd)
 			  s->client_addr, injected);
 	}
 	s->skip_line = false;
-	/* The 220 is already in the plain connection's output, so it goes out
-	 * before the first byte of the handshake. */
+	/* The 220 goes out before the first byte of the handshake; from now on
+	 * the TLS layer writes. */
+	flush_now(s);
+	s->direct_write = false;
 	bufferevent_set_timeouts(s->bev, NULL, NULL);
 	struct bufferevent *tls = bufferevent_openssl_filter_new(
 		s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
@@ -1202,7 +1211,16 @@ static bool read_command(struct session *s, struct evbuffer *in)
 
 /* session_process - act on buffered input until it is used up, the session
  * waits for something (the spool, the client reading), or it closes. */
+static void session_process_input(struct session *s);
+
+/* session_process - act on the input, then send the replies at once. */
 static void session_process(struct session *s)
+{
+	session_process_input(s);
+	flush_now(s);
+}
+
+static void session_process_input(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct evbuffer *out = bufferevent_get_output(s->bev);
@@ -1264,9 +1282,40 @@ static size_t output_pending(struct session *s)
 	return n;
 }
 
+/*
+ * flush_now - write queued replies to the socket now. Left to itself,
+ * libevent would add a write event, wait for the next loop iteration, write,
+ * and remove the event again: two epoll_ctl calls and a round of latency
+ * for every reply, though a reply almost always fits the socket buffer at
+ * once. Only what does not fit is left to libevent (EV_WRITE enabled until
+ * the buffer drains). TLS sessions always go through libevent.
+ */
+static void flush_now(struct session *s)
+{
+	if (!s->direct_write)
+		return;
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	if (evbuffer_get_length(out) == 0)
+		return;
+	/* A socket bufferevent keeps the start of its output frozen so that
+	 * only its own write callback drains it; thaw it for this write. */
+	evbuffer_unfreeze(out, 1);
+	int n = evbuffer_write(out, bufferevent_getfd(s->bev));
+	evbuffer_freeze(out, 1);
+	if (n < 0 && errno != EAGAIN && errno != EINTR) {
+		/* Let libevent find and report the error (on_event). */
+		bufferevent_enable(s->bev, EV_WRITE);
+		return;
+	}
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(s->bev, EV_WRITE);
+}
+
 static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
+	if (s->direct_write && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE); /* back to flush_now */
 	if (s->state == SESSION_STATE_CLOSING) {
 		if (output_pending(s) == 0)
 			session_free(s);
@@ -1342,6 +1391,7 @@ static void session_close(struct session *s, const char *reason)
 	if (s->state == SESSION_STATE_CLOSING)
 		return;
 	s->close_reason = reason;
+	flush_now(s);
 	set_state(s, SESSION_STATE_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
 	/* The session is freed from the loop, never here (callers still hold
@@ -1464,6 +1514,7 @@ void session_start(struct server *srv, const struct config_listener *listener, i
 		bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
 	} else {
 		s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		s->direct_write = true;
 	}
 	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGHWATER);
@@ -1486,5 +1537,12 @@ void session_start(struct server *srv, const struct config_listener *listener, i
 	logline_emit(&l, LOG_LEVEL_INFO);
 
 	replyf(s, 220, "", "%s ESMTP detour", s->cfg->hostname);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (s->direct_write) {
+		/* A new bufferevent has writing enabled: off, flush_now writes. */
+		bufferevent_disable(s->bev, EV_WRITE);
+		bufferevent_enable(s->bev, EV_READ);
+		flush_now(s);
+	} else {
+		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	}
 }

@@ -374,3 +374,18 @@ def module_relays(tmp_path_factory):
     pool = RelayPool(tmp_path_factory.mktemp("relays"))
     yield pool
     pool.close()
+
+
+# -- delivery: DNS, MX hosts ---------------------------------------------------
+
+@pytest.fixture
+def world(tmp_path):
+    """An MXWorld (mailworld.py): MX servers on 127.0.0.x sharing one port,
+    and (once started) a DNS server; everything stopped by PID at the end."""
+    import mailworld
+    w = mailworld.MXWorld(tmp_path / "world")
+    os.makedirs(w.dir, exist_ok=True)
+    yield w
+    errors = w.close()
+    if errors:
+        pytest.fail("stopping the MX world: %s" % "; ".join(errors), pytrace=False)

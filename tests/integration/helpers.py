@@ -5,13 +5,16 @@ socket speaking SMTP byte for byte (so that tests control every octet, bare
 CRs and pipelined writes included), Python's smtplib, and swaks.
 """
 
+import base64
 import errno
+import hashlib
 import os
 import random
 import re
 import select
 import smtplib
 import socket
+import ssl
 import subprocess
 import time
 
@@ -62,15 +65,47 @@ class Reply:
 class SMTPClient:
     """A raw SMTP client: every octet sent is exactly what the test wrote."""
 
-    def __init__(self, host, port, timeout=IO_TIMEOUT, read_banner=True):
+    def __init__(self, host, port, timeout=IO_TIMEOUT, read_banner=True, tls_context=None):
+        """tls_context: implicit TLS (RFC 8314), the handshake before the
+        banner."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.host = host
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.sock.connect((host, port))
         self.timeout = timeout
         self.buf = b""
         self.eof = False
+        if tls_context is not None:
+            self.sock = tls_context.wrap_socket(self.sock, server_hostname=host)
         self.banner = self.reply() if read_banner else None
+
+    # -- TLS -------------------------------------------------------------
+    def starttls(self, context=None):
+        """STARTTLS (RFC 3207): expect 220, then do the handshake on this
+        connection. Returns the 220 reply."""
+        r = self.cmd("STARTTLS")
+        assert r.is_(220, "2.0.0"), "STARTTLS: expected 220 2.0.0, got %r" % (r,)
+        assert self.buf == b"", "bytes after the 220 to STARTTLS, before TLS: %r" % (self.buf,)
+        self.sock = (context or tls_client_context()).wrap_socket(self.sock, server_hostname=self.host)
+        return r
+
+    @property
+    def tls(self):
+        return isinstance(self.sock, ssl.SSLSocket)
+
+    def quiet(self, wait=1.0):
+        """True if nothing at all arrives within `wait` seconds (works under
+        TLS, where select() on the socket says nothing about decrypted data)."""
+        if self.buf:
+            return False
+        try:
+            self._fill(time.monotonic() + wait)
+        except TimeoutError:
+            return True
+        except ConnectionClosed:
+            return True
+        return False
 
     # -- sending ---------------------------------------------------------
     def send(self, data):
@@ -95,7 +130,7 @@ class SMTPClient:
             chunk = self.sock.recv(65536)
         except socket.timeout:
             raise TimeoutError("no complete reply within the timeout; have %r" % (self.buf[:300],))
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
             chunk = b""
         if not chunk:
             self.eof = True
@@ -405,3 +440,59 @@ def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
 
 def swaks(*args, timeout=120):
     return subprocess.run(["swaks", *args], capture_output=True, timeout=timeout)
+
+
+# -- TLS and AUTH ------------------------------------------------------------
+
+def make_self_signed_cert(directory, name="cert", cn="localhost"):
+    """A fresh self-signed certificate and key (RSA 2048) for localhost and
+    127.0.0.1, written to DIRECTORY/NAME.pem and DIRECTORY/NAME.key.
+    Returns (certificate path, key path)."""
+    cert = os.path.join(directory, name + ".pem")
+    key = os.path.join(directory, name + ".key")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                        "-out", cert, "-days", "2", "-subj", "/CN=" + cn,
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1"],
+                       capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr.decode("utf-8", "replace")
+    return cert, key
+
+
+def tls_client_context(cafile=None, minimum=None, maximum=None, ciphers=None):
+    """A client context: verifying against cafile (host name included) when
+    given, else accepting any certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cafile:
+        ctx.load_verify_locations(cafile)
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    return ctx
+
+
+def cert_fingerprint(pem_path):
+    """SHA-256 of the DER form of the first certificate in a PEM file."""
+    with open(pem_path) as f:
+        return hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest()
+
+
+def peer_fingerprint(sock):
+    return hashlib.sha256(sock.getpeercert(binary_form=True)).hexdigest()
+
+
+def b64(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode()
+
+
+def plain_blob(user, password, authzid=""):
+    """The base64 response of SASL PLAIN (RFC 4616): authzid NUL authcid NUL
+    password."""
+    return b64(authzid.encode() + b"\0" + user.encode() + b"\0" + password.encode())
