@@ -42,7 +42,9 @@ static const char schema_sql[] =
     " address TEXT PRIMARY KEY NOT NULL,"
     " hash TEXT NOT NULL,"
     " created_ms INTEGER NOT NULL DEFAULT 0,"
-    " suspended INTEGER NOT NULL DEFAULT 0);"
+    " suspended INTEGER NOT NULL DEFAULT 0,"
+    " messages_rate TEXT,"   /* "COUNT/DURATION" overriding [limits], NULL: default */
+    " recipients_rate TEXT);"
     "CREATE TABLE sender ("
     " address TEXT NOT NULL REFERENCES account(address) ON DELETE CASCADE,"
     " pattern TEXT NOT NULL,"
@@ -53,13 +55,15 @@ struct accounts {
 	enum accounts_mode mode;
 	sqlite3_stmt *get, *senders, *list;
 	sqlite3_stmt *exists, *insert, *set_hash, *delete, *allow, *disallow;
+	sqlite3_stmt *set_suspended, *set_limits;
 	char error[512];
 };
 
 /* Errors of calls that have no handle (open, normalize). */
 static _Thread_local char thread_error[512];
 
-static const char account_columns[] = "address, hash, created_ms, suspended";
+static const char account_columns[] =
+    "address, hash, created_ms, suspended, messages_rate, recipients_rate";
 
 /* set_error - format into buf and return buf. */
 static const char *set_error(char *buf, size_t size, const char *fmt, ...)
@@ -377,7 +381,7 @@ static int prepare(struct accounts *a, const char *path, const char *sql, sqlite
 
 static int prepare_all(struct accounts *a, const char *path)
 {
-	char get[128], list[128];
+	char get[192], list[192];
 	snprintf(get, sizeof(get), "SELECT %s FROM account WHERE address = ?1", account_columns);
 	snprintf(list, sizeof(list), "SELECT %s FROM account ORDER BY address", account_columns);
 	if (prepare(a, path, get, &a->get) < 0 ||
@@ -399,7 +403,12 @@ static int prepare_all(struct accounts *a, const char *path)
 	            " ON CONFLICT (address, pattern) DO NOTHING",
 	            &a->allow) < 0 ||
 	    prepare(a, path, "DELETE FROM sender WHERE address = ?1 AND pattern = ?2",
-	            &a->disallow) < 0)
+	            &a->disallow) < 0 ||
+	    prepare(a, path, "UPDATE account SET suspended = ?2 WHERE address = ?1",
+	            &a->set_suspended) < 0 ||
+	    prepare(a, path,
+	            "UPDATE account SET messages_rate = ?2, recipients_rate = ?3 WHERE address = ?1",
+	            &a->set_limits) < 0)
 		return -1;
 	return 0;
 }
@@ -500,7 +509,8 @@ void accounts_close(struct accounts **ap)
 	if (a == NULL)
 		return;
 	sqlite3_stmt *stmts[] = {a->get,      a->senders, a->list,  a->exists,  a->insert,
-	                         a->set_hash, a->delete,  a->allow, a->disallow};
+	                         a->set_hash, a->delete,  a->allow, a->disallow,
+	                         a->set_suspended, a->set_limits};
 	for (size_t i = 0; i < ARRAY_SIZE(stmts); i++)
 		sqlite3_finalize(stmts[i]);
 	sqlite3_close(a->db);
@@ -529,6 +539,8 @@ void account_free(struct account **ap)
 		free(acct->senders[i]);
 	free(acct->senders);
 	free(acct->address);
+	free(acct->messages_rate);
+	free(acct->recipients_rate);
 	free(acct);
 	*ap = NULL;
 }
@@ -543,6 +555,8 @@ static enum accounts_result account_from_row(struct accounts *a, sqlite3_stmt *r
 	acct->hash = col_strdup(row, 1);
 	acct->created_ms = sqlite3_column_int64(row, 2);
 	acct->suspended = sqlite3_column_int(row, 3) != 0;
+	acct->messages_rate = col_strdup(row, 4);
+	acct->recipients_rate = col_strdup(row, 5);
 
 	sqlite3_stmt *st = a->senders;
 	size_t cap = 0;
@@ -745,6 +759,50 @@ enum accounts_result accounts_set_hash(struct accounts *a, const char *address, 
 	sqlite3_bind_text(a->set_hash, 1, norm, -1, SQLITE_STATIC);
 	sqlite3_bind_text(a->set_hash, 2, hash, -1, SQLITE_STATIC);
 	res = step_done(a, a->set_hash, "changing the password", error_r);
+	if (res == ACCOUNTS_OK && sqlite3_changes(a->db) == 0) {
+		*error_r = HANDLE_ERROR(a, "no such account: %s", norm);
+		res = ACCOUNTS_NOTFOUND;
+	}
+	return end(a, res, true, error_r);
+}
+
+enum accounts_result accounts_set_suspended(struct accounts *a, const char *address,
+                                            bool suspended, const char **error_r)
+{
+	char norm[ACCOUNTS_ADDRESS_SIZE];
+	assert(a->mode == ACCOUNTS_READ_WRITE);
+	*error_r = NULL;
+	enum accounts_result res = normalize_arg(a, address, norm, error_r);
+	if (res == ACCOUNTS_OK)
+		res = begin(a, true, error_r);
+	if (res != ACCOUNTS_OK)
+		return res;
+	sqlite3_bind_text(a->set_suspended, 1, norm, -1, SQLITE_STATIC);
+	sqlite3_bind_int(a->set_suspended, 2, suspended ? 1 : 0);
+	res = step_done(a, a->set_suspended, "changing the account", error_r);
+	if (res == ACCOUNTS_OK && sqlite3_changes(a->db) == 0) {
+		*error_r = HANDLE_ERROR(a, "no such account: %s", norm);
+		res = ACCOUNTS_NOTFOUND;
+	}
+	return end(a, res, true, error_r);
+}
+
+enum accounts_result accounts_set_limits(struct accounts *a, const char *address,
+                                         const char *messages_rate, const char *recipients_rate,
+                                         const char **error_r)
+{
+	char norm[ACCOUNTS_ADDRESS_SIZE];
+	assert(a->mode == ACCOUNTS_READ_WRITE);
+	*error_r = NULL;
+	enum accounts_result res = normalize_arg(a, address, norm, error_r);
+	if (res == ACCOUNTS_OK)
+		res = begin(a, true, error_r);
+	if (res != ACCOUNTS_OK)
+		return res;
+	sqlite3_bind_text(a->set_limits, 1, norm, -1, SQLITE_STATIC);
+	sqlite3_bind_text(a->set_limits, 2, messages_rate, -1, SQLITE_STATIC);
+	sqlite3_bind_text(a->set_limits, 3, recipients_rate, -1, SQLITE_STATIC);
+	res = step_done(a, a->set_limits, "changing the account's limits", error_r);
 	if (res == ACCOUNTS_OK && sqlite3_changes(a->db) == 0) {
 		*error_r = HANDLE_ERROR(a, "no such account: %s", norm);
 		res = ACCOUNTS_NOTFOUND;

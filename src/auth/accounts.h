@@ -66,6 +66,10 @@ struct account {
 	int64_t created_ms; /* wall clock, ms since the epoch */
 	char **senders;     /* normalized patterns besides itself, sorted */
 	size_t n_senders;
+	/* Per-account limits overriding [limits] account_messages and
+	 * account_recipients: "COUNT/DURATION", or NULL for the default. */
+	char *messages_rate;
+	char *recipients_rate;
 };
 
 /*
@@ -112,6 +116,17 @@ enum accounts_result accounts_add(struct accounts *a, const char *address, const
  * ACCOUNTS_NOTFOUND if there is no such account. */
 enum accounts_result accounts_set_hash(struct accounts *a, const char *address, const char *hash,
                                        const char **error_r);
+
+/* accounts_set_suspended - a suspended account cannot log in (its
+ * sessions already open are not cut). ACCOUNTS_NOTFOUND if there is none. */
+enum accounts_result accounts_set_suspended(struct accounts *a, const char *address,
+					    bool suspended, const char **error_r);
+
+/* accounts_set_limits - store per-account limits ("COUNT/DURATION", checked
+ * by the caller with config_parse_rate; NULL restores the default). */
+enum accounts_result accounts_set_limits(struct accounts *a, const char *address,
+					 const char *messages_rate, const char *recipients_rate,
+					 const char **error_r);
 
 /* accounts_delete - remove the account and its sender patterns.
  * ACCOUNTS_NOTFOUND if there is no such account. */

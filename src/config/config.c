@@ -90,6 +90,7 @@ static const struct key_def keys[] = {
 	{SEC_LIMITS, "auth_failure_delay", KEY_MILLIS, C(auth_failure_delay_ms), 0, 60000},
 	{SEC_LIMITS, "command_timeout", KEY_DURATION, C(command_timeout), 1, 86400},
 	{SEC_LIMITS, "data_timeout", KEY_DURATION, C(data_timeout), 1, 86400},
+	{SEC_LIMITS, "session_timeout", KEY_DURATION, C(session_timeout), 1, 7 * 86400},
 };
 
 static const char *const section_names[] = {"server", "tls", "delivery", "limits", "listener"};
@@ -807,6 +808,7 @@ static void config_defaults(struct config *c)
 	c->auth_failure_delay_ms = AUTH_FAILURE_DELAY_DEFAULT_MS;
 	c->command_timeout = SMTP_COMMAND_TIMEOUT_DEFAULT;
 	c->data_timeout = SMTP_DATA_TIMEOUT_DEFAULT;
+	c->session_timeout = SMTP_SESSION_TIMEOUT_DEFAULT;
 }
 
 /* config_check - rules that involve several keys, after the whole file. */

@@ -109,6 +109,7 @@ struct config {
 	unsigned auth_failure_delay_ms; /* a failed AUTH is answered after this */
 	unsigned command_timeout; /* seconds */
 	unsigned data_timeout;	  /* seconds */
+	unsigned session_timeout; /* a whole session, seconds */
 };
 
 /*

@@ -24,6 +24,7 @@
 #include "queue/spool.h"
 #include "server/server.h"
 #include "delivery/delivery.h"
+#include "server/ratelimit.h"
 
 struct ctl_server {
 	struct server *srv;
@@ -99,7 +100,10 @@ static void do_status(struct ctl_conn *c)
 	       "delivered: %llu\n"
 	       "deferred: %llu\n"
 	       "failed: %llu\n"
-	       "bounces: %llu",
+	       "bounces: %llu\n"
+	       "refused_rate_limit: %llu\n"
+	       "refused_auth_blocked: %llu\n"
+	       "refused_per_ip: %llu",
 	       srv->cfg->hostname, delivery_paused(srv->delivery) ? "paused" : "running",
 	       (int)getpid(), (long long)(time(NULL) - srv->started),
 	       srv->n_sessions, (unsigned long long)srv->total_sessions,
@@ -108,7 +112,27 @@ static void do_status(struct ctl_conn *c)
 	       (unsigned long long)st.batches, (unsigned long long)st.pending,
 	       (unsigned long long)ds.messages_out, (unsigned long long)ds.connections,
 	       (unsigned long long)ds.delivered, (unsigned long long)ds.deferred,
-	       (unsigned long long)ds.failed, (unsigned long long)ds.bounces);
+	       (unsigned long long)ds.failed, (unsigned long long)ds.bounces,
+	       (unsigned long long)srv->refused_rate, (unsigned long long)srv->refused_auth_blocked,
+	       (unsigned long long)srv->refused_per_ip);
+}
+
+/* do_usage - what an account may still send now, under the limits given
+ * (detourctl reads the account's own limits from the database). */
+static void do_usage(struct ctl_conn *c, const char *account, const char *mrate,
+		     const char *rrate)
+{
+	struct server *srv = c->ctl->srv;
+	struct config_rate m, r;
+	const char *e;
+	if (config_parse_rate(mrate, &m, &e) < 0 || config_parse_rate(rrate, &r, &e) < 0) {
+		answer(c, false, "bad rate: %s", e);
+		return;
+	}
+	int64_t now = mono_ms();
+	unsigned ma = ratelimit_available(srv->rl_messages, account, m, now);
+	unsigned ra = ratelimit_available(srv->rl_recipients, account, r, now);
+	answer(c, true, "usage\nmessages_available: %u\nrecipients_available: %u", ma, ra);
 }
 
 static void do_reload(struct ctl_conn *c)
@@ -202,6 +226,8 @@ static void handle(struct ctl_conn *c, char *line)
 		do_status(c);
 	} else if (strcmp(words[0], "reload") == 0 && n == 1) {
 		do_reload(c);
+	} else if (strcmp(words[0], "usage") == 0 && n == 4) {
+		do_usage(c, words[1], words[2], words[3]);
 	} else if (strcmp(words[0], "delivery") == 0 && n == 2 &&
 		   (strcmp(words[1], "pause") == 0 || strcmp(words[1], "resume") == 0)) {
 		bool pause = strcmp(words[1], "pause") == 0;

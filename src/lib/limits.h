@@ -52,6 +52,13 @@
 #define AUTH_WORKERS 2
 /* Between two blocks of message data ([limits] data_timeout). */
 #define SMTP_DATA_TIMEOUT_DEFAULT (10 * 60)
+/* A whole session, however busy, ends after this ([limits] session_timeout):
+ * a client that trickles one byte per minute cannot hold a connection. */
+#define SMTP_SESSION_TIMEOUT_DEFAULT (60 * 60)
+/* Buckets kept per rate-limit table (accounts, client addresses). */
+#define RATELIMIT_KEYS_MAX 100000
+/* Client addresses whose connections are counted ([limits]
+ * max_connections_per_ip); the table is as large as max_connections. */
 /* After SIGTERM, sessions still open after this many seconds get 421. */
 #define SERVER_GRACE_DEFAULT 10
 

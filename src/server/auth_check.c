@@ -90,6 +90,10 @@ void auth_check_run(void *arg)
 		ac->n_senders = acct->n_senders;
 		acct->senders = NULL;
 		acct->n_senders = 0;
+		ac->messages_rate = acct->messages_rate;
+		ac->recipients_rate = acct->recipients_rate;
+		acct->messages_rate = NULL;
+		acct->recipients_rate = NULL;
 	}
 	account_free(&acct);
 	explicit_bzero(ac->cred.password, sizeof(ac->cred.password));
@@ -114,6 +118,8 @@ void auth_check_free(struct auth_check **acp)
 		free(ac->senders[i]);
 	free(ac->senders);
 	free(ac->state_dir);
+	free(ac->messages_rate);
+	free(ac->recipients_rate);
 	explicit_bzero(&ac->cred, sizeof(ac->cred));
 	free(ac);
 }

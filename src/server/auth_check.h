@@ -36,6 +36,8 @@ struct auth_check {
 	char account[SMTP_PATH_MAX + 1]; /* the normalized account address */
 	char **senders;			/* allowed sender patterns */
 	size_t n_senders;
+	char *messages_rate;	/* the account's own limits, NULL: [limits] */
+	char *recipients_rate;
 	/* the session waiting for it; NULL once that session is gone */
 	struct session *session;
 };

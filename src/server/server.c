@@ -26,6 +26,7 @@
 #include "server/session.h"
 #include "server/tls.h"
 #include "delivery/delivery.h"
+#include "server/ratelimit.h"
 
 /* One bound socket: an address of a [listener NAME] section. */
 struct server_listener {
@@ -98,6 +99,85 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
 	event_base_once(srv->base, -1, EV_TIMEOUT, resume_accepting, srv, &tv);
 }
 
+/* ---- connections per client address ---------------------------------- */
+
+#define IP_BUCKETS 1024
+
+struct ip_count {
+	struct ip_count *next;
+	unsigned count;
+	char addr[INET6_ADDRSTRLEN];
+};
+
+static unsigned ip_bucket(const char *addr)
+{
+	unsigned h = 2166136261u;
+	for (const char *p = addr; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return h % IP_BUCKETS;
+}
+
+/* sockaddr_text - the client's address as sessions print it (an
+ * IPv4-mapped IPv6 address as IPv4). */
+static void sockaddr_text(const struct sockaddr *sa, char *out, size_t size)
+{
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, (socklen_t)size);
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)size);
+	} else {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
+			  (socklen_t)size);
+	}
+}
+
+/* ip_acquire - count one more connection from addr, unless it already has
+ * max (then false). */
+static bool ip_acquire(struct server *srv, const char *addr, unsigned max)
+{
+	unsigned b = ip_bucket(addr);
+	struct ip_count *c;
+	for (c = srv->ip_counts[b]; c != NULL; c = c->next)
+		if (strcmp(c->addr, addr) == 0)
+			break;
+	if (c != NULL && c->count >= max)
+		return false;
+	if (c == NULL) {
+		c = xcalloc(1, sizeof(*c));
+		str_copy(c->addr, addr, sizeof(c->addr));
+		c->next = srv->ip_counts[b];
+		srv->ip_counts[b] = c;
+	}
+	c->count++;
+	return true;
+}
+
+void server_ip_release(struct server *srv, const char *addr)
+{
+	for (struct ip_count **pp = &srv->ip_counts[ip_bucket(addr)]; *pp != NULL;
+	     pp = &(*pp)->next) {
+		struct ip_count *c = *pp;
+		if (strcmp(c->addr, addr) != 0)
+			continue;
+		if (--c->count == 0) {
+			*pp = c->next;
+			free(c);
+		}
+		return;
+	}
+}
+
+/* refuse_now - answer a connection we will not serve, and close it. */
+static void refuse_now(int fd, const char *reply)
+{
+	if (send(fd, reply, strlen(reply), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* the client is gone already */
+	}
+	close(fd);
+}
+
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
@@ -108,16 +188,28 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 		return;
 	}
 	if (srv->n_sessions >= srv->cfg->max_connections) {
-		static const char msg[] = "421 4.7.0 Too many connections; try again later\r\n";
-		if (send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-			/* the client is gone already */
-		}
-		close(fd);
+		refuse_now(fd, "421 4.7.0 Too many connections; try again later\r\n");
 		log_event(LOG_LEVEL_WARN, "smtp.refused", "listener=%s reason=max_connections",
 			  l->cl->name);
 		return;
 	}
-	session_start(srv, l->cl, fd, sa, (socklen_t)salen);
+	/* One address may not take every connection; trusted networks (a
+	 * local application queueing a burst) are not counted. */
+	char addr[INET6_ADDRSTRLEN];
+	sockaddr_text(sa, addr, sizeof(addr));
+	bool trusted = config_is_trusted(srv->cfg, sa);
+	if (!trusted && !ip_acquire(srv, addr, srv->cfg->max_connections_per_ip)) {
+		srv->refused_per_ip++;
+		refuse_now(fd, "421 4.7.0 Too many connections from your address; try again later\r\n");
+		struct logline ll;
+		logline_init(&ll, "smtp.refused");
+		logline_str(&ll, "listener", l->cl->name);
+		logline_str(&ll, "client", addr);
+		logline_str(&ll, "reason", "max_connections_per_ip");
+		logline_emit(&ll, LOG_LEVEL_WARN);
+		return;
+	}
+	session_start(srv, l->cl, fd, sa, (socklen_t)salen, !trusted);
 }
 
 /* bind_all - a list of bound sockets for every address of cfg, taking
@@ -212,6 +304,7 @@ struct server *server_new(struct config *cfg, const char **error_r)
 	srv->cfg = config_ref(cfg);
 	srv->started = time(NULL);
 	srv->lock_fd = -1;
+	srv->ip_counts = xcalloc(IP_BUCKETS, sizeof(*srv->ip_counts));
 	/* The key is read now, as root, like the ports are bound. */
 	if (tls_for(cfg, &srv->tls_ctx, error_r) < 0)
 		goto fail;
@@ -223,6 +316,7 @@ fail:
 	if (srv->tls_ctx != NULL)
 		SSL_CTX_free(srv->tls_ctx);
 	config_unref(&srv->cfg);
+	free(srv->ip_counts);
 	free(srv);
 	return NULL;
 }
@@ -259,6 +353,9 @@ int server_start(struct server *srv, struct event_base *base, const char **error
 	if (srv->ctl == NULL)
 		return -1;
 	srv->workers = workers_new(base, AUTH_WORKERS);
+	srv->rl_messages = ratelimit_new(RATELIMIT_KEYS_MAX);
+	srv->rl_recipients = ratelimit_new(RATELIMIT_KEYS_MAX);
+	srv->rl_auth = ratelimit_new(RATELIMIT_KEYS_MAX);
 	/* Our own specific listening addresses: an MX that resolves to one of
 	 * them is a mail loop. */
 	struct sockaddr_storage ours[CONFIG_LISTENERS_MAX];
@@ -435,6 +532,17 @@ void server_free(struct server **srvp)
 		event_free(srv->grace_timer);
 	if (srv->lock_fd >= 0)
 		close(srv->lock_fd);
+	ratelimit_free(&srv->rl_messages);
+	ratelimit_free(&srv->rl_recipients);
+	ratelimit_free(&srv->rl_auth);
+	for (size_t i = 0; i < IP_BUCKETS; i++) {
+		while (srv->ip_counts[i] != NULL) {
+			struct ip_count *c = srv->ip_counts[i];
+			srv->ip_counts[i] = c->next;
+			free(c);
+		}
+	}
+	free(srv->ip_counts);
 	config_unref(&srv->cfg);
 	free(srv);
 }

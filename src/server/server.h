@@ -24,6 +24,8 @@ struct spool;
 struct ssl_ctx_st;
 struct workers;
 struct delivery;
+struct ratelimit;
+struct ip_count;
 struct session;
 struct server_listener;
 
@@ -37,6 +39,14 @@ struct server {
 	struct ssl_ctx_st *tls_ctx; /* NULL when no listener uses TLS */
 	struct workers *workers;    /* password checks */
 	struct delivery *delivery;  /* the outbound side */
+	/* Abuse limits ([limits]; docs/security.md) */
+	struct ratelimit *rl_messages;	 /* per account: messages */
+	struct ratelimit *rl_recipients; /* per account: recipients */
+	struct ratelimit *rl_auth;	 /* per client address: failed logins */
+	struct ip_count **ip_counts;	 /* open connections per client address */
+	uint64_t refused_rate;		 /* MAIL/RCPT refused by an account limit */
+	uint64_t refused_auth_blocked;	 /* AUTH refused after too many failures */
+	uint64_t refused_per_ip;	 /* connections over max_connections_per_ip */
 	struct event *grace_timer;
 	unsigned n_sessions;
 	uint64_t next_session_id;
@@ -69,6 +79,10 @@ void server_stop(struct server *srv);
 
 /* server_free - close everything (after the loop has exited). */
 void server_free(struct server **srv);
+
+/* server_ip_release - a session from this client address ended (its
+ * count was taken when the connection was accepted). */
+void server_ip_release(struct server *srv, const char *client_addr);
 
 /* Session bookkeeping, called by session.c. */
 void server_session_added(struct server *srv, struct session *s);

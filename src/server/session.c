@@ -28,6 +28,7 @@
 #include "delivery/delivery.h"
 #include "server/auth_check.h"
 #include "server/policy.h"
+#include "server/ratelimit.h"
 #include "server/received.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -97,6 +98,10 @@ struct session {
 	struct sasl_credentials *login; /* AUTH LOGIN: user name until the password */
 	struct auth_check *auth_job;	/* in flight on a worker */
 	struct event *auth_delay;	/* failure answered after a pause */
+	struct config_rate rate_messages;   /* the account's limits ([limits] or its own) */
+	struct config_rate rate_recipients;
+	bool ip_counted; /* counted in the server's per-address table */
+	struct event *deadline; /* [limits] session_timeout */
 	unsigned errors;
 	unsigned messages;
 	const char *close_reason;
@@ -272,6 +277,38 @@ static bool starttls_offered(const struct session *s)
 	       s->srv->tls_ctx != NULL;
 }
 
+/* rate_take - one message or recipient against the account's limit. A
+ * refusal is logged once per window, so an abused account cannot flood
+ * the log either. */
+static bool rate_take(struct session *s, struct ratelimit *rl, struct config_rate rate,
+		      const char *kind)
+{
+	enum ratelimit_verdict v = ratelimit_take(rl, s->account, rate, 1, mono_ms());
+	if (v == RATELIMIT_OK)
+		return true;
+	s->srv->refused_rate++;
+	if (v == RATELIMIT_OVER_NEW) {
+		struct logline l;
+		logline_init(&l, "smtp.rate_limited");
+		logline_str(&l, "account", s->account);
+		logline_str(&l, "client", s->client_addr);
+		logline_str(&l, "kind", kind);
+		logline_fmt(&l, "limit", "%u/%us", rate.count, rate.seconds);
+		logline_emit(&l, LOG_LEVEL_WARN);
+	}
+	return false;
+}
+
+/* account_rate - an account's own limit, or the configured default. */
+static struct config_rate account_rate(const char *text, struct config_rate fallback)
+{
+	struct config_rate r;
+	const char *e;
+	if (text != NULL && config_parse_rate(text, &r, &e) == 0)
+		return r;
+	return fallback;
+}
+
 /* extensions - what EHLO advertised on this session (none after HELO). */
 static unsigned extensions(const struct session *s)
 {
@@ -377,6 +414,10 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 		reject(s, "MAIL", err, addr.mailbox);
 		return;
 	}
+	if (s->account != NULL && !rate_take(s, s->srv->rl_messages, s->rate_messages, "messages")) {
+		reject(s, "MAIL", SMTP_R_RATE_LIMITED, addr.mailbox);
+		return;
+	}
 
 	s->mail = params;
 	s->msg = spool_msg_new(s->srv->spool);
@@ -440,6 +481,11 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	 * sends the rest in another transaction. */
 	if (spool_msg_rcpt_count(s->msg) >= s->cfg->max_recipients) {
 		reject(s, "RCPT", SMTP_R_TOO_MANY_RCPTS, addr.mailbox);
+		return;
+	}
+	if (s->account != NULL &&
+	    !rate_take(s, s->srv->rl_recipients, s->rate_recipients, "recipients")) {
+		reject(s, "RCPT", SMTP_R_RCPT_RATE_LIMITED, addr.mailbox);
 		return;
 	}
 	spool_msg_add_rcpt(s->msg, addr.mailbox, params.notify,
@@ -808,6 +854,21 @@ static void cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 		reject(s, "AUTH", SMTP_R_AUTH_NEEDS_TLS, NULL);
 		return;
 	}
+	/* [limits] auth_failures: an address that guessed wrong too often is
+	 * not even heard until its window has passed; others log in as usual. */
+	if (!ratelimit_check(s->srv->rl_auth, s->client_addr, s->cfg->auth_failures, 1,
+			     mono_ms())) {
+		s->srv->refused_auth_blocked++;
+		/* Nothing is taken (the bucket is empty); this only asks
+		 * whether the refusal is the first of its window. */
+		if (ratelimit_take(s->srv->rl_auth, s->client_addr, s->cfg->auth_failures, 1,
+				   mono_ms()) == RATELIMIT_OVER_NEW)
+			log_event(LOG_LEVEL_WARN, "smtp.auth_blocked", "client=%s limit=%u/%us",
+				  s->client_addr, s->cfg->auth_failures.count,
+				  s->cfg->auth_failures.seconds);
+		reject(s, "AUTH", SMTP_R_AUTH_BLOCKED, NULL);
+		return;
+	}
 	const char *mech = cmd->arg, *end = cmd->arg + cmd->arg_len;
 	const char *sp = memchr(mech, ' ', cmd->arg_len);
 	size_t mech_len = sp ? (size_t)(sp - mech) : cmd->arg_len;
@@ -859,6 +920,8 @@ static void auth_done(void *arg)
 	if (job->result == AUTH_CHECK_OK) {
 		s->account = xstrdup(job->account);
 		s->senders = auth_check_take_senders(job, &s->n_senders);
+		s->rate_messages = account_rate(job->messages_rate, s->cfg->account_messages);
+		s->rate_recipients = account_rate(job->recipients_rate, s->cfg->account_recipients);
 		auth_log(s, "ok", job->account, NULL);
 		reply_id(s, SMTP_R_AUTH_OK);
 		auth_check_free(&job);
@@ -874,6 +937,8 @@ static void auth_done(void *arg)
 	}
 	auth_log(s, "fail", job->cred.user, job->reason);
 	auth_check_free(&job);
+	/* The failure counts against the client's address (auth_failures). */
+	ratelimit_take(s->srv->rl_auth, s->client_addr, s->cfg->auth_failures, 1, mono_ms());
 	/* A failure is answered late: it slows down password guessing. */
 	unsigned ms = s->cfg->auth_failure_delay_ms;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -1426,6 +1491,10 @@ static void session_free(struct session *s)
 		event_free(s->auth_delay);
 	if (s->close_ev != NULL)
 		event_free(s->close_ev);
+	if (s->deadline != NULL)
+		event_free(s->deadline);
+	if (s->ip_counted)
+		server_ip_release(s->srv, s->client_addr);
 	if (s->login != NULL) {
 		explicit_bzero(s->login, sizeof(*s->login));
 		free(s->login);
@@ -1468,10 +1537,24 @@ void session_shutdown(struct session *s, bool force)
 	session_process(s);
 }
 
+/* deadline_over - [limits] session_timeout: long enough for any honest
+ * client, so whatever is still open is holding the connection. */
+static void deadline_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	if (s->state == SESSION_STATE_CLOSING || s->state == SESSION_STATE_COMMIT ||
+	    s->state == SESSION_STATE_AUTH)
+		return; /* finishing anyway */
+	if (s->state != SESSION_STATE_TLS)
+		reply_id(s, SMTP_R_TIMEOUT);
+	session_close(s, "session-timeout");
+}
+
 void session_start(struct server *srv, const struct config_listener *listener, int fd,
-		   const struct sockaddr *peer, socklen_t peer_len)
+		   const struct sockaddr *peer, socklen_t peer_len, bool ip_counted)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
+	s->ip_counted = ip_counted;
 	s->srv = srv;
 	s->cfg = config_ref(srv->cfg);
 	s->listener = listener;
@@ -1505,6 +1588,8 @@ void session_start(struct server *srv, const struct config_listener *listener, i
 			log_event(LOG_LEVEL_WARN, "smtp.tls_error", "listener=%s error=\"%s\"",
 				  listener->name, tls_last_error(0));
 			close(fd);
+			if (ip_counted)
+				server_ip_release(srv, s->client_addr);
 			config_unref(&s->cfg);
 			free(s);
 			return;
@@ -1521,6 +1606,9 @@ void session_start(struct server *srv, const struct config_listener *listener, i
 	bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUTPUT_HIGHWATER / 2, 0);
 	s->state = listener->tls == LISTENER_TLS_IMPLICIT ? SESSION_STATE_TLS : SESSION_STATE_GREETED;
 	set_timeouts(s);
+	s->deadline = evtimer_new(srv->base, deadline_over, s);
+	struct timeval dl = {s->cfg->session_timeout, 0};
+	evtimer_add(s->deadline, &dl);
 	s->next = srv->sessions;
 	if (s->next != NULL)
 		s->next->prev = s;

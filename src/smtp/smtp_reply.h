@@ -85,6 +85,8 @@
 	X(TLS_IN_TRANSACTION, 503, "5.5.1", "STARTTLS is not allowed during a mail transaction")   \
 	X(TLS_UNAVAILABLE, 454, "4.7.0", "TLS not available due to temporary reason")              \
 	X(RATE_LIMITED, 450, "4.7.1", "Sending rate limit reached; try again later")               \
+	X(RCPT_RATE_LIMITED, 450, "4.7.1", "Recipient rate limit reached; try again later")        \
+	X(AUTH_BLOCKED, 454, "4.7.0", "Too many failed logins from your address; try again later") \
 	X(TOO_MANY_CONNECTIONS, 421, "4.7.0", "Too many connections; try again later")
 
 enum smtp_reply_id {

@@ -389,3 +389,13 @@ def world(tmp_path):
     errors = w.close()
     if errors:
         pytest.fail("stopping the MX world: %s" % "; ".join(errors), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory):
+    """Two self-signed certificates (localhost, 127.0.0.1, ::1) with their
+    keys: cert/key and cert2/key2."""
+    d = str(tmp_path_factory.mktemp("certs"))
+    a_cert, a_key = helpers.make_self_signed_cert(d, "a")
+    b_cert, b_key = helpers.make_self_signed_cert(d, "b")
+    return {"dir": d, "cert": a_cert, "key": a_key, "cert2": b_cert, "key2": b_key}

@@ -458,6 +458,11 @@ def make_self_signed_cert(directory, name="cert", cn="localhost"):
     return cert, key
 
 
+def tls_section(cert, key):
+    """The [tls] section of a detourd configuration."""
+    return "[tls]\ncertificate = %s\nprivate_key = %s\n" % (cert, key)
+
+
 def tls_client_context(cafile=None, minimum=None, maximum=None, ciphers=None):
     """A client context: verifying against cafile (host name included) when
     given, else accepting any certificate."""

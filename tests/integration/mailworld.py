@@ -204,6 +204,7 @@ class Session:
         self.closed = False
         self.buf = b""
         self.index = None        # order of arrival at this server
+        self.last_reply = None   # the last reply sent
 
     # -- I/O ---------------------------------------------------------------
     def _recv(self):
@@ -254,7 +255,8 @@ class Session:
             return False
         if callable(r):
             return r(self)
-        self.send(reply_bytes(r))
+        self.last_reply = reply_bytes(r)
+        self.send(self.last_reply)
         return True
 
 
@@ -431,11 +433,14 @@ class ScriptedMX:
                 self._read_data(s, txn)
                 txn.t_dot = time.monotonic()
                 r = self.dot(s, txn)
-                txn.dot_reply = reply_bytes(r) if isinstance(r, (bytes, str)) else repr(r)
                 cur, txn = txn, None
-                if not s.act(r):
+                s.last_reply = None
+                cur.dot_reply = repr(r)
+                go = s.act(r)
+                if s.last_reply is not None:
+                    cur.dot_reply = s.last_reply
+                if not go:
                     return
-                del cur
             elif verb == b"RSET":
                 txn = None
                 if not s.act(b"250 2.0.0 reset"):
@@ -790,3 +795,125 @@ def delivery_config(world, **overrides):
         else:
             d[k] = v
     return d
+
+
+# ---------------------------------------------------------------------------
+# bounces (RFC 3464)
+
+class DSN:
+    """A delivery status notification, parsed with Python's email package.
+    Asserts its structure: multipart/report; report-type=delivery-status
+    with exactly three parts (human text, the status, the original)."""
+
+    def __init__(self, raw):
+        import email
+        import email.policy
+        self.raw = raw
+        self.msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        m = self.msg
+        assert m.get_content_type() == "multipart/report", m.get_content_type()
+        assert m.get_param("report-type") == "delivery-status", m.get_param("report-type")
+        assert not m.defects, "the bounce does not parse cleanly: %r" % (m.defects,)
+        self.parts = m.get_payload()
+        assert isinstance(self.parts, list) and len(self.parts) == 3, \
+            "expected 3 parts, got %r" % ([p.get_content_type() for p in self.parts] if isinstance(self.parts, list) else self.parts,)
+        for p in self.parts:
+            assert not p.defects, p.defects
+        self.text, self.status_part, self.original_part = self.parts
+        assert self.text.get_content_type() == "text/plain", self.text.get_content_type()
+        assert self.status_part.get_content_type() in ("message/delivery-status", "message/global-delivery-status"), \
+            self.status_part.get_content_type()
+        self.status_raw = self._part_body(self.status_part)
+        blocks = [b for b in re.split(rb"\r\n\r\n", self.status_raw.strip(b"\r\n")) if b.strip()]
+        self.per_message = self._fields(blocks[0])
+        self.per_rcpt = [self._fields(b) for b in blocks[1:]]
+
+    def _part_body(self, part):
+        """The octets of a part as they are in the raw message."""
+        b = self.msg.get_boundary()
+        sections = self.raw.split(b"\r\n--" + b.encode())
+        for sec in sections[1:]:
+            head, _, body = sec.partition(b"\r\n\r\n")
+            if part.get_content_type().encode() in head.lower():
+                return body
+        raise AssertionError("part %s not found in the raw bounce" % part.get_content_type())
+
+    @staticmethod
+    def _fields(block):
+        out = {}
+        for line in re.split(rb"\r\n(?![ \t])", block):
+            if not line.strip():
+                continue
+            k, sep, v = line.partition(b":")
+            assert sep, "not a header field in the delivery status: %r" % line
+            out.setdefault(k.decode("ascii", "replace").strip().lower(), []).append(
+                v.strip().decode("utf-8", "replace"))
+        return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
+
+    def recipients(self):
+        return [r.get("final-recipient", "").split(";", 1)[-1].strip() for r in self.per_rcpt]
+
+    def original_bytes(self):
+        return self._part_body(self.original_part)
+
+
+# ---------------------------------------------------------------------------
+# tests' common steps
+
+def simple_zone(**domains):
+    """{'dom.test': '127.0.0.2', ...} -> a zone with one MX per domain."""
+    zone = {}
+    for i, (dom, addr) in enumerate(domains.items()):
+        dom = dom.replace("_", ".")
+        zone[dom] = {"MX": [[10, "mx.%s" % dom]]}
+        zone["mx.%s" % dom] = {"A": [addr]}
+    return zone
+
+
+def submit(relay, sender, rcpts, body, mail_params="", rcpt_params=""):
+    """One message, our own dot-stuffing, through the relay's plain
+    listener; returns its queue id."""
+    with relay.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<%s>%s" % (sender, mail_params), 250)
+        for r in rcpts:
+            c.expect("RCPT TO:<%s>%s" % (r, rcpt_params), 250)
+        rep = c.data(body)
+        assert rep.code == 250, rep
+        assert rep.qid, rep
+        c.cmd("QUIT")
+        return rep.qid
+
+
+def wait_gone(relay, qid, timeout=30):
+    wait_until(lambda: qid not in relay.queue_ids(), timeout, what="message %s to leave the queue" % qid)
+
+
+def rcpt_states(relay, qid):
+    return {r["address"]: r for r in relay.show(qid)["recipients"]}
+
+
+def new_relay(relays, world, delivery=None, **kw):
+    return relays.new(delivery=delivery_config(world, **(delivery or {})), **kw)
+
+
+def no_violations(*servers):
+    for s in servers:
+        assert not s.violations, "%s saw protocol violations from detourd: %s" % (s.name, s.violations)
+
+
+SPECIAL = (b"From: <a@sender.test>\r\n"
+           b"To: <b@dest.test>\r\n"
+           b"Subject: dots and bytes\r\n"
+           b"\r\n"
+           b".\r\n"
+           b"..\r\n"
+           b"...\r\n"
+           b". a dot and a space\r\n"
+           b".leading dot\r\n"
+           b"\r\n"
+           b".\r\n"
+           b"caf\xc3\xa9 \x80\x81\xfe\xff 8-bit\r\n"
+           b"line ending in a dot.\r\n"
+           b" .space then dot\r\n"
+           b".\r\n")

@@ -25,7 +25,7 @@ import warnings
 import pytest
 
 import helpers
-from helpers import b64, plain_blob
+from helpers import b64, plain_blob, tls_section
 
 UNTRUSTED = "192.0.2.0/24 2001:db8::/32"
 LOOPBACK = "127.0.0.0/8 ::1"
@@ -75,8 +75,6 @@ LISTENERS = {
 LIMITS = {"auth_failure_delay": "100ms", "auth_failures": "100000/1m"}
 
 
-def tls_section(cert, key):
-    return "[tls]\ncertificate = %s\nprivate_key = %s\n" % (cert, key)
 
 
 def add_user(relay, address, password):
@@ -88,11 +86,8 @@ def add_user(relay, address, password):
 # -- fixtures ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("certs"))
-    a_cert, a_key = helpers.make_self_signed_cert(d, "a")
-    b_cert, b_key = helpers.make_self_signed_cert(d, "b")
-    return {"dir": d, "cert": a_cert, "key": a_key, "cert2": b_cert, "key2": b_key}
+def certs(tls_certs):
+    return tls_certs
 
 
 @pytest.fixture(scope="module")
@@ -738,11 +733,25 @@ def test_tls_1_1_is_refused(srv, listener):
         ctx = helpers.tls_client_context(minimum=ssl.TLSVersion.TLSv1, maximum=ssl.TLSVersion.TLSv1_1,
                                          ciphers="DEFAULT:@SECLEVEL=0")
     before_log = len(srv.log())
+    with pytest.raises(ssl.SSLError):
+        handshake(srv, listener, ctx).close()
+    # The server refused it (not our own client).
+    srv.wait_log("unsupported protocol", since=before_log)
+
+
+@pytest.mark.parametrize("listener", ["submission", "smtps"])
+def test_tls_1_1_refusal_is_a_protocol_version_alert(srv, listener):
+    # RFC 5246 7.2.2 / RFC 8446 6: a failed handshake is answered with a
+    # fatal alert, here protocol_version (70), so that the user's mail
+    # program can say "unsupported protocol" instead of "connection lost".
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx = helpers.tls_client_context(minimum=ssl.TLSVersion.TLSv1, maximum=ssl.TLSVersion.TLSv1_1,
+                                         ciphers="DEFAULT:@SECLEVEL=0")
     with pytest.raises(ssl.SSLError) as e:
         handshake(srv, listener, ctx).close()
-    # The server said no (an alert), not our own client.
-    assert "PROTOCOL_VERSION" in str(e.value).upper(), e.value
-    srv.wait_log("unsupported protocol", since=before_log)
+    assert "PROTOCOL_VERSION" in str(e.value).upper(), \
+        "no protocol_version alert from the server, the client saw: %r" % (e.value,)
 
 
 @pytest.mark.parametrize("listener", ["submission", "smtps"])
@@ -786,7 +795,8 @@ def test_openssl_s_client_tls_1_1_is_refused_and_1_2_has_no_compression(srv, lis
     p = subprocess.run(s_client_args(srv, listener, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"),
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     out = (p.stdout + p.stderr).decode("utf-8", "replace")
-    assert p.returncode != 0 and "alert protocol version" in out, out
+    # (s_client prints the version it tried even when the handshake failed.)
+    assert p.returncode != 0 and "New, (NONE), Cipher is (NONE)" in out, out
     p = subprocess.run(s_client_args(srv, listener, "-tls1_2"), stdin=subprocess.DEVNULL,
                        capture_output=True, timeout=60)
     out = (p.stdout + p.stderr).decode("utf-8", "replace")
@@ -1083,6 +1093,119 @@ def test_auth_is_logged_without_secrets_and_a_non_address_user_is_not_logged(srv
     assert typed not in log
     assert re.search(r"smtp\.auth .*account=alice@example\.org result=fail", log), log
     assert re.search(r"smtp\.auth .*mechanism=PLAIN account=alice@example\.org result=ok", log), log
+
+
+def test_starttls_after_plaintext_auth_does_not_keep_the_account(srv):
+    # RFC 3207 4.2: after the handshake "the server MUST discard any
+    # knowledge obtained from the client ... which was not obtained from the
+    # TLS negotiation itself". Whatever happened in plaintext (and may have
+    # been injected by someone in the middle) must not carry over: either
+    # STARTTLS is refused after AUTH, or the session starts unauthenticated.
+    with srv.client(listener="plainauth") as c:
+        c.ehlo()
+        assert auth_plain(c, ALICE, ALICE_PW).is_(235, "2.7.0")
+        r = c.cmd("STARTTLS")
+        if r.code == 503:
+            return
+        assert r.is_(220, "2.0.0"), r
+        c.sock = helpers.tls_client_context().wrap_socket(c.sock, server_hostname="127.0.0.1")
+        lines = ehlo_lines(c.ehlo())
+        assert "AUTH PLAIN LOGIN" in lines, "AUTH is not offered again after STARTTLS: %r" % (lines,)
+        r = c.cmd("MAIL FROM:<%s>" % ALICE)
+        assert r.is_(530, "5.7.0"), "the plaintext AUTH still counts inside TLS: MAIL got %r" % (r,)
+
+
+def test_clients_that_leave_during_auth_do_no_harm(srv):
+    # Gone while the password is checked on a worker, and gone during the
+    # failure delay: the daemon must neither crash nor leak (the sanitizer
+    # check at teardown covers use-after-free).
+    for i in range(6):
+        c = session(srv)
+        pw = ALICE_PW if i % 2 else WRONG_PW
+        c.send("AUTH PLAIN " + plain_blob(ALICE, pw) + "\r\n")
+        if i >= 3:
+            time.sleep(0.05)  # into the failure delay for the wrong ones
+        c.close()
+    with logged_in(srv) as c:
+        c.expect("MAIL FROM:<%s>" % ALICE, 250, "2.1.0")
+
+
+def test_long_and_non_ascii_passwords(srv):
+    user = "utf8@example.org"
+    pw = "P\u00e4ssw\u00f6rd mit Leerzeichen: und \u20ac " + secrets.token_hex(4)
+    SECRETS.append((user, pw))
+    add_user(srv, user, pw)
+    with session(srv) as c:
+        r = c.cmd("AUTH PLAIN " + b64(b"\0" + user.encode() + b"\0" + pw.encode("utf-8")))
+        assert r.is_(235, "2.7.0"), r
+    with session(srv) as c:
+        c.expect("AUTH LOGIN " + b64(user), 334)
+        c.expect(b64(pw.encode("utf-8")), 235, "2.7.0")
+    # The longest password libxcrypt takes: 511 bytes.
+    user2 = "long@example.org"
+    pw2 = (secret("long", user2) + "x" * 511)[:511]
+    SECRETS.append((user2, pw2))
+    add_user(srv, user2, pw2)
+    with session(srv) as c:
+        assert auth_plain(c, user2, pw2).is_(235, "2.7.0")
+    with session(srv) as c:
+        assert auth_plain(c, user2, pw2[:-1]).is_(535, "5.7.8")
+        # A prefix of it plus more, up to SASL's 1024 octets, is wrong too.
+        assert auth_plain(c, user2, pw2 + "y" * 400).is_(535, "5.7.8")
+
+
+def test_no_account_database_is_535_not_a_crash(relays, certs):
+    r = track(relays.new(name="noaccounts", trusted=UNTRUSTED, listeners={
+        "submission": {"tls": "starttls", "auth": "required"}}, limits=LIMITS,
+        extra_sections=tls_section(certs["cert"], certs["key"])))
+    assert not os.path.exists(os.path.join(r.state_dir, "accounts.db"))
+    with session(r) as c:
+        assert auth_plain(c, ALICE, ALICE_PW).is_(535, "5.7.8")
+        c.expect("NOOP", 250)
+
+
+def test_unusable_account_database_is_a_temporary_454(relays, certs):
+    r = track(relays.new(name="brokenaccounts", trusted=UNTRUSTED, listeners={
+        "submission": {"tls": "starttls", "auth": "required"}}, limits=LIMITS,
+        extra_sections=tls_section(certs["cert"], certs["key"])))
+    add_user(r, ALICE, ALICE_PW)
+    # No AUTH has run yet, so no worker holds the database open.
+    db = os.path.join(r.state_dir, "accounts.db")
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            os.unlink(db + suffix)
+    with open(db, "wb") as f:
+        f.write(b"this is not an SQLite database" * 100)
+    with session(r) as c:
+        r1 = auth_plain(c, ALICE, ALICE_PW)
+        assert r1.is_(454, "4.7.0"), "a broken account database must be a temporary failure, got %r" % (r1,)
+        c.expect("NOOP", 250)
+
+
+def test_sigterm_during_a_failed_auth(relays, certs):
+    r = track(relays.new(name="sigterm", trusted=UNTRUSTED, listeners={
+        "submission": {"tls": "starttls", "auth": "required"}},
+        limits={"auth_failure_delay": "1s", "auth_failures": "100000/1m"},
+        extra_sections=tls_section(certs["cert"], certs["key"])))
+    add_user(r, ALICE, ALICE_PW)
+    c = session(r)
+    try:
+        c.send("AUTH PLAIN " + plain_blob(ALICE, WRONG_PW) + "\r\n")
+        time.sleep(0.3)
+        r.signal(signal.SIGTERM)
+        got = []
+        try:
+            while True:
+                got.append(c.reply(timeout=20))
+        except helpers.ConnectionClosed:
+            pass
+        assert got and got[0].is_(535, "5.7.8"), got
+        assert all(x.code in (535, 421) for x in got), got
+    finally:
+        c.close()
+    assert r.wait_exit(timeout=30) == 0, r.run_log()[-3000:]
+    r.proc = None
+    r.check_sanitizers()
 
 
 # == accounts changing under a running daemon ==========================================

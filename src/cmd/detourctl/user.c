@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <termios.h>
 #include <time.h>
@@ -22,6 +23,7 @@
 #include "auth/accounts.h"
 #include "auth/password.h"
 #include "config/config.h"
+#include "ctl/ctl_client.h"
 #include "lib/json.h"
 #include "lib/util.h"
 
@@ -36,6 +38,7 @@
 #define OPT_JSON  0x1
 #define OPT_STDIN 0x2
 #define OPT_HASH  0x4
+#define OPT_LIMITS 0x8 /* --messages RATE, --recipients RATE */
 
 struct user_args {
 	const char *pos[2]; /* ADDRESS, PATTERN */
@@ -43,6 +46,8 @@ struct user_args {
 	bool json;
 	bool password_stdin;
 	const char *hash; /* --hash HASH */
+	const char *messages;	/* --messages RATE|default|unlimited */
+	const char *recipients; /* --recipients RATE|default|unlimited */
 };
 
 struct user_cmd {
@@ -68,6 +73,11 @@ static const struct {
     {"list", "user list [--json]", "every account and the senders it may use"},
     {"allow", "user allow ADDRESS PATTERN", "let it send as PATTERN (an address or @domain)"},
     {"disallow", "user disallow ADDRESS PATTERN", "take that permission away"},
+    {"show", "user show ADDRESS [--json]", "one account: senders, limits, what it may send now"},
+    {"limits", "user limits ADDRESS [--messages R] [--recipients R]",
+     "own limits (R: COUNT/DURATION, unlimited, default)"},
+    {"suspend", "user suspend ADDRESS", "refuse its logins until resumed"},
+    {"resume", "user resume ADDRESS", "allow its logins again"},
 };
 
 void ctl_user_usage(FILE *out)
@@ -464,7 +474,206 @@ static int cmd_list(const struct config *cfg, const struct user_args *args)
 	return rc;
 }
 
+static int cmd_suspend_or_resume(const struct config *cfg, const struct user_args *args,
+				 bool suspend)
+{
+	char norm[ACCOUNTS_ADDRESS_SIZE];
+	int rc = normalize(args->pos[0], norm);
+	if (rc != 0)
+		return rc;
+	struct accounts *a = NULL;
+	rc = open_db(cfg, ACCOUNTS_READ_WRITE, &a, NULL);
+	if (rc != 0)
+		return rc;
+	const char *error;
+	enum accounts_result r = accounts_set_suspended(a, norm, suspend, &error);
+	if (r != ACCOUNTS_OK)
+		rc = fail(result_exit(r), error);
+	else
+		printf("%s %s\n", norm, suspend ? "suspended: it cannot log in" : "resumed");
+	accounts_close(&a);
+	return rc;
+}
+
+static int cmd_suspend(const struct config *cfg, const struct user_args *args)
+{
+	return cmd_suspend_or_resume(cfg, args, true);
+}
+
+static int cmd_resume(const struct config *cfg, const struct user_args *args)
+{
+	return cmd_suspend_or_resume(cfg, args, false);
+}
+
+/* limit_value - "default" (NULL: the [limits] value), "unlimited" (stored
+ * as a rate of 0, which no bucket enforces), or COUNT/DURATION. Returns
+ * -1 for anything else. *keep_r: the option was not given. */
+static int limit_value(const char *opt, const char *given, const char *current, char *out,
+		       size_t size, const char **value_r)
+{
+	struct config_rate rate;
+	const char *e;
+	if (given == NULL) {
+		*value_r = current;
+		return 0;
+	}
+	if (strcmp(given, "default") == 0) {
+		*value_r = NULL;
+		return 0;
+	}
+	if (strcmp(given, "unlimited") == 0) {
+		str_copy(out, "0/1d", size);
+		*value_r = out;
+		return 0;
+	}
+	if (config_parse_rate(given, &rate, &e) < 0) {
+		fprintf(stderr, "detourctl: %s '%s': %s, unlimited or default\n", opt, given, e);
+		return -1;
+	}
+	str_copy(out, given, size);
+	*value_r = out;
+	return 0;
+}
+
+static int cmd_limits(const struct config *cfg, const struct user_args *args)
+{
+	char norm[ACCOUNTS_ADDRESS_SIZE], mbuf[64], rbuf[64];
+	int rc = normalize(args->pos[0], norm);
+	if (rc != 0)
+		return rc;
+	if (args->messages == NULL && args->recipients == NULL)
+		return cmd_usage("limits");
+	struct accounts *a = NULL;
+	rc = open_db(cfg, ACCOUNTS_READ_WRITE, &a, NULL);
+	if (rc != 0)
+		return rc;
+	const char *error, *m, *r;
+	struct account *acct = NULL;
+	enum accounts_result res = accounts_get(a, norm, &acct, &error);
+	if (res != ACCOUNTS_OK) {
+		rc = fail(result_exit(res), error);
+	} else if (limit_value("--messages", args->messages, acct->messages_rate, mbuf,
+			       sizeof(mbuf), &m) < 0 ||
+		   limit_value("--recipients", args->recipients, acct->recipients_rate, rbuf,
+			       sizeof(rbuf), &r) < 0) {
+		rc = EXIT_DATAERR;
+	} else {
+		/* m and r may point into acct: store before freeing it. */
+		res = accounts_set_limits(a, norm, m, r, &error);
+		if (res != ACCOUNTS_OK)
+			rc = fail(result_exit(res), error);
+	}
+	account_free(&acct);
+	accounts_close(&a);
+	return rc;
+}
+
+/* effective - an account's limit as text, and where it comes from. */
+static void effective(const char *own, struct config_rate def, char *out, size_t size,
+		      const char **source_r)
+{
+	struct config_rate r;
+	const char *e;
+	if (own != NULL && config_parse_rate(own, &r, &e) == 0) {
+		*source_r = "account";
+	} else {
+		r = def;
+		*source_r = "default";
+	}
+	if (r.count == 0)
+		str_copy(out, "unlimited", size);
+	else
+		snprintf(out, size, "%u/%us", r.count, r.seconds);
+}
+
+static int cmd_show(const struct config *cfg, const struct user_args *args)
+{
+	char norm[ACCOUNTS_ADDRESS_SIZE];
+	int rc = normalize(args->pos[0], norm);
+	if (rc != 0)
+		return rc;
+	struct accounts *a = NULL;
+	enum accounts_result res;
+	rc = open_db(cfg, ACCOUNTS_READ_ONLY, &a, &res);
+	if (rc != 0)
+		return rc;
+	const char *error = "no such account";
+	struct account *acct = NULL;
+	if (res == ACCOUNTS_OK)
+		res = accounts_get(a, norm, &acct, &error);
+	if (res != ACCOUNTS_OK) {
+		rc = fail(res == ACCOUNTS_ERROR ? EXIT_SOFTWARE : EXIT_DATAERR, error);
+		accounts_close(&a);
+		return rc;
+	}
+	char m[48], r[48], when[32];
+	const char *msrc, *rsrc;
+	effective(acct->messages_rate, cfg->account_messages, m, sizeof(m), &msrc);
+	effective(acct->recipients_rate, cfg->account_recipients, r, sizeof(r), &rsrc);
+	format_time(acct->created_ms, when, sizeof(when));
+	/* What the running daemon says the account may still send now. */
+	char request[ACCOUNTS_ADDRESS_SIZE + 128], *answer = NULL;
+	snprintf(request, sizeof(request), "usage %s %s %s", norm,
+		 strcmp(m, "unlimited") ? m : "0/1d", strcmp(r, "unlimited") ? r : "0/1d");
+	int live = ctl_request(cfg->control_socket, request, &answer);
+	long mavail = -1, ravail = -1;
+	if (live == 0) {
+		const char *p = strstr(answer, "messages_available: ");
+		const char *q = strstr(answer, "recipients_available: ");
+		if (p != NULL)
+			mavail = strtol(p + 20, NULL, 10);
+		if (q != NULL)
+			ravail = strtol(q + 22, NULL, 10);
+	}
+	free(answer);
+	if (args->json) {
+		fputs("{\"address\":", stdout);
+		json_str(stdout, acct->address);
+		fputs(",\"senders\":[", stdout);
+		for (size_t i = 0; i < acct->n_senders; i++) {
+			if (i)
+				putchar(',');
+			json_str(stdout, acct->senders[i]);
+		}
+		printf("],\"suspended\":%s,\"created\":", acct->suspended ? "true" : "false");
+		json_str(stdout, when);
+		fputs(",\"messages_limit\":", stdout);
+		json_str(stdout, m);
+		fputs(",\"messages_limit_source\":", stdout);
+		json_str(stdout, msrc);
+		fputs(",\"recipients_limit\":", stdout);
+		json_str(stdout, r);
+		fputs(",\"recipients_limit_source\":", stdout);
+		json_str(stdout, rsrc);
+		if (mavail >= 0)
+			printf(",\"messages_available\":%ld,\"recipients_available\":%ld", mavail,
+			       ravail);
+		else
+			fputs(",\"messages_available\":null,\"recipients_available\":null", stdout);
+		puts("}");
+	} else {
+		printf("account: %s\ncreated: %s\nsuspended: %s\n", acct->address, when,
+		       acct->suspended ? "yes (cannot log in)" : "no");
+		printf("may also send as:");
+		for (size_t i = 0; i < acct->n_senders; i++)
+			printf(" %s", acct->senders[i]);
+		puts(acct->n_senders ? "" : " -");
+		printf("messages limit: %s (%s)\nrecipients limit: %s (%s)\n", m, msrc, r, rsrc);
+		if (mavail >= 0)
+			printf("may send now: %ld messages, %ld recipients\n", mavail, ravail);
+		else
+			puts("may send now: unknown (detourd is not running)");
+	}
+	account_free(&acct);
+	accounts_close(&a);
+	return 0;
+}
+
 static const struct user_cmd user_cmds[] = {
+    {"show", 1, OPT_JSON, cmd_show},
+    {"limits", 1, OPT_LIMITS, cmd_limits},
+    {"suspend", 1, 0, cmd_suspend},
+    {"resume", 1, 0, cmd_resume},
     {"add", 1, OPT_STDIN | OPT_HASH, cmd_add},
     {"passwd", 1, OPT_STDIN | OPT_HASH, cmd_passwd},
     {"del", 1, 0, cmd_del},
@@ -510,6 +719,16 @@ static int parse_args(const struct user_cmd *cmd, int argc, char **argv, struct 
 		} else if (strncmp(arg, "--hash=", 7) == 0) {
 			needs = OPT_HASH;
 			args->hash = arg + 7;
+		} else if (strcmp(arg, "--messages") == 0 || strcmp(arg, "--recipients") == 0) {
+			needs = OPT_LIMITS;
+			if (i + 1 == argc) {
+				fprintf(stderr, "detourctl: %s needs a value\n", arg);
+				return cmd_usage(cmd->name);
+			}
+			if (arg[2] == 'm')
+				args->messages = argv[++i];
+			else
+				args->recipients = argv[++i];
 		} else {
 			fprintf(stderr, "detourctl: unknown option '%s'\n", arg);
 			return cmd_usage(cmd->name);

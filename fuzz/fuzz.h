@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * fuzz.h - what every libFuzzer driver in fuzz/ shares: the entry point's
+ * prototype, a check that aborts with a message (libFuzzer saves the input
+ * as a crash), and a small deterministic generator that turns bytes of the
+ * input into split points, so that a crash found with some splits replays
+ * with exactly the same splits.
+ *
+ * Owns nothing of detour; only the drivers include it. Header-only, so that
+ * fuzz/*.c stays "one file, one target" (the Makefile builds each .c).
+ */
+#ifndef DETOUR_FUZZ_H
+#define DETOUR_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* FUZZ_CHECK - a property of the code under test. On failure, say which and
+ * where, then abort: libFuzzer reports a deadly signal and writes the input
+ * to crash-<sha1>. Always on (not assert: NDEBUG must not disable it). */
+#define FUZZ_CHECK(cond, ...)                                                                      \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "\nPROPERTY VIOLATED %s:%d: %s\n  ", __FILE__, __LINE__,  \
+			        #cond);                                                            \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+			abort();                                                                   \
+		}                                                                                  \
+	} while (0)
+
+/* fuzz_rng - xorshift32 seeded from input bytes. Never 0. */
+struct fuzz_rng {
+	uint32_t s;
+};
+
+static inline void fuzz_rng_init(struct fuzz_rng *r, const uint8_t *seed, size_t n)
+{
+	uint32_t s = 0x9e3779b9u;
+	for (size_t i = 0; i < n; i++)
+		s = (s ^ seed[i]) * 0x01000193u;
+	r->s = s != 0 ? s : 1;
+}
+
+static inline uint32_t fuzz_rng_next(struct fuzz_rng *r)
+{
+	uint32_t x = r->s;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	r->s = x;
+	return x;
+}
+
+/* fuzz_chunk - the length of the next piece: 1..max (max >= 1), or all
+ * that is left when less remains. */
+static inline size_t fuzz_chunk(struct fuzz_rng *r, size_t max, size_t left)
+{
+	size_t n = 1 + fuzz_rng_next(r) % max;
+	return n < left ? n : left;
+}
+
+/* fuzz_chunk_max - a piece size class from two bits: one byte at a time,
+ * a few bytes, about a line, or large. */
+static inline size_t fuzz_chunk_max(unsigned bits)
+{
+	static const size_t max[4] = {1, 7, 100, 4096};
+	return max[bits & 3];
+}
+
+/* fuzz_dup - a heap copy of exactly n bytes (at least one allocated), so
+ * that ASan sees any read past the piece a function was given. */
+static inline char *fuzz_dup(const void *p, size_t n)
+{
+	char *q = malloc(n ? n : 1);
+	if (q == NULL)
+		abort();
+	if (n)
+		memcpy(q, p, n);
+	return q;
+}
+
+/* fuzz_strdup - a NUL-terminated heap copy of n bytes. */
+static inline char *fuzz_strndup(const void *p, size_t n)
+{
+	char *q = malloc(n + 1);
+	if (q == NULL)
+		abort();
+	if (n)
+		memcpy(q, p, n);
+	q[n] = '\0';
+	return q;
+}
+
+#endif

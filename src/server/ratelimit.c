@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: ISC */
+/* ratelimit.c - see ratelimit.h */
+#include "server/ratelimit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/util.h"
+
+#define RATELIMIT_BUCKETS 4096
+
+struct bucket {
+	struct bucket *next;
+	double tokens;	       /* what may still be taken */
+	int64_t updated_ms;    /* when tokens was last brought up to date */
+	int64_t reported_until; /* refusals before this are not logged again */
+	char key[];
+};
+
+struct ratelimit {
+	struct bucket *table[RATELIMIT_BUCKETS];
+	size_t count, max;
+};
+
+static unsigned hash(const char *key)
+{
+	unsigned h = 2166136261u;
+	for (const char *p = key; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return h % RATELIMIT_BUCKETS;
+}
+
+struct ratelimit *ratelimit_new(size_t max_keys)
+{
+	struct ratelimit *rl = xcalloc(1, sizeof(*rl));
+	rl->max = max_keys;
+	return rl;
+}
+
+void ratelimit_free(struct ratelimit **rlp)
+{
+	struct ratelimit *rl = *rlp;
+	if (rl == NULL)
+		return;
+	*rlp = NULL;
+	for (size_t i = 0; i < RATELIMIT_BUCKETS; i++) {
+		while (rl->table[i] != NULL) {
+			struct bucket *b = rl->table[i];
+			rl->table[i] = b->next;
+			free(b);
+		}
+	}
+	free(rl);
+}
+
+/* refill - bring a bucket up to now: COUNT tokens per DURATION. */
+static void refill(struct bucket *b, struct config_rate rate, int64_t now_ms)
+{
+	if (now_ms > b->updated_ms) {
+		double add = (double)(now_ms - b->updated_ms) * rate.count / (rate.seconds * 1000.0);
+		b->tokens = b->tokens + add > rate.count ? rate.count : b->tokens + add;
+		b->updated_ms = now_ms;
+	}
+}
+
+/* sweep - drop buckets that have refilled: they hold no information. The
+ * rate is not known here, so "refilled" means untouched for longer than
+ * the longest window a configuration allows for the kinds of limits kept
+ * in one table; callers size windows accordingly (a day at most). */
+static void sweep(struct ratelimit *rl, int64_t now_ms, int64_t idle_ms)
+{
+	for (size_t i = 0; i < RATELIMIT_BUCKETS; i++) {
+		for (struct bucket **pp = &rl->table[i]; *pp != NULL;) {
+			struct bucket *b = *pp;
+			if (now_ms - b->updated_ms >= idle_ms) {
+				*pp = b->next;
+				free(b);
+				rl->count--;
+			} else {
+				pp = &b->next;
+			}
+		}
+	}
+}
+
+static struct bucket *find(struct ratelimit *rl, const char *key)
+{
+	for (struct bucket *b = rl->table[hash(key)]; b != NULL; b = b->next)
+		if (strcmp(b->key, key) == 0)
+			return b;
+	return NULL;
+}
+
+/* get - key's bucket, made full if it is new; NULL if the table is full of
+ * buckets still in use (then the key is treated as having a full bucket). */
+static struct bucket *get(struct ratelimit *rl, const char *key, struct config_rate rate,
+			  int64_t now_ms)
+{
+	struct bucket *b = find(rl, key);
+	if (b != NULL) {
+		refill(b, rate, now_ms);
+		return b;
+	}
+	if (rl->count >= rl->max)
+		sweep(rl, now_ms, (int64_t)rate.seconds * 1000);
+	if (rl->count >= rl->max)
+		return NULL;
+	size_t len = strlen(key);
+	b = xcalloc(1, sizeof(*b) + len + 1);
+	memcpy(b->key, key, len + 1);
+	b->tokens = rate.count;
+	b->updated_ms = now_ms;
+	unsigned h = hash(key);
+	b->next = rl->table[h];
+	rl->table[h] = b;
+	rl->count++;
+	return b;
+}
+
+enum ratelimit_verdict ratelimit_take(struct ratelimit *rl, const char *key,
+				      struct config_rate rate, unsigned n, int64_t now_ms)
+{
+	if (rate.count == 0)
+		return RATELIMIT_OK;
+	struct bucket *b = get(rl, key, rate, now_ms);
+	if (b == NULL)
+		return RATELIMIT_OK; /* no room to remember: fail open, see get */
+	if (b->tokens >= n) {
+		b->tokens -= n;
+		return RATELIMIT_OK;
+	}
+	if (now_ms >= b->reported_until) {
+		b->reported_until = now_ms + (int64_t)rate.seconds * 1000;
+		return RATELIMIT_OVER_NEW;
+	}
+	return RATELIMIT_OVER;
+}
+
+bool ratelimit_check(struct ratelimit *rl, const char *key, struct config_rate rate, unsigned n,
+		     int64_t now_ms)
+{
+	return ratelimit_available(rl, key, rate, now_ms) >= n;
+}
+
+unsigned ratelimit_available(struct ratelimit *rl, const char *key, struct config_rate rate,
+			     int64_t now_ms)
+{
+	if (rate.count == 0)
+		return UINT32_MAX;
+	struct bucket *b = find(rl, key);
+	if (b == NULL)
+		return rate.count;
+	refill(b, rate, now_ms);
+	return (unsigned)b->tokens;
+}
+
+size_t ratelimit_count(const struct ratelimit *rl)
+{
+	return rl->count;
+}
