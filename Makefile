@@ -10,6 +10,8 @@
 #   make bench           detourd beside Postfix on this machine (bench/)
 #   make install         PREFIX (/usr/local) and DESTDIR are honoured
 #   make format          clang-format every source file
+#   make fuzz            build the libFuzzer drivers of fuzz/ with clang and run
+#                        each for FUZZ_SECONDS (30) seconds (fuzz/README.md)
 #
 # Variables: CC, CFLAGS, LDFLAGS, WERROR=1 (turn warnings into errors).
 
@@ -57,7 +59,7 @@ PROG_BIN := $(PROGS:%=$(BUILD)/%)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all asan test unit run bench install uninstall clean format deps fuzz
+.PHONY: all asan test unit run bench install uninstall clean format deps fuzz fuzz-build
 all: $(PROG_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -105,6 +107,34 @@ bench:
 	scripts/deps.sh build bench
 	$(MAKE) all
 	bench/run.sh
+
+# Fuzzing (fuzz/README.md). Every fuzz/*.c is one libFuzzer target,
+# build/fuzz/NAME. The library is compiled again with clang under
+# build/fuzz/obj, with coverage instrumentation, ASan and UBSan, by a
+# recursive make; `make fuzz` then runs each target for FUZZ_SECONDS on a
+# writable copy of its seed corpus and fails if any target fails.
+# FUZZ_TARGETS picks targets by name, FUZZ_ARGS adds libFuzzer options.
+FUZZ_CC       ?= clang
+FUZZ_SECONDS  ?= 30
+FUZZ_TARGETS  ?=
+FUZZ_ARGS     ?=
+FUZZ_BUILD    := build/fuzz
+FUZZ_CFLAGS   := -O1 -g -fno-omit-frame-pointer
+FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIB      := $(FUZZ_BUILD)/libdetour.a
+FUZZ_BIN      := $(patsubst fuzz/%.c,$(FUZZ_BUILD)/%,$(sort $(wildcard fuzz/*.c)))
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_ARGS="$(FUZZ_ARGS)" fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
+
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) CFLAGS="$(FUZZ_CFLAGS)" TESTING= \
+		SANITIZE="-fsanitize=fuzzer-no-link $(FUZZ_SANITIZE)" $(FUZZ_LIB)
+	$(MAKE) $(FUZZ_BIN)
+
+$(FUZZ_BIN): $(FUZZ_BUILD)/%: fuzz/%.c fuzz/fuzz.h $(FUZZ_LIB)
+	$(FUZZ_CC) -std=gnu11 $(WARN) $(FUZZ_CFLAGS) $(DEFS) -Isrc $(PKG_CFLAGS) \
+		-fsanitize=fuzzer $(FUZZ_SANITIZE) -o $@ $< $(FUZZ_LIB) $(LIBS) -pthread
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 \

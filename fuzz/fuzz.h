@@ -7,7 +7,7 @@
  * with exactly the same splits.
  *
  * Owns nothing of detour; only the drivers include it. Header-only, so that
- * fuzz/*.c stays "one file, one target" (the Makefile builds each .c).
+ * every .c file in fuzz/ stays one target (the Makefile builds each one).
  */
 #ifndef DETOUR_FUZZ_H
 #define DETOUR_FUZZ_H
@@ -86,7 +86,7 @@ static inline char *fuzz_dup(const void *p, size_t n)
 	return q;
 }
 
-/* fuzz_strdup - a NUL-terminated heap copy of n bytes. */
+/* fuzz_strndup - a NUL-terminated heap copy of n bytes. */
 static inline char *fuzz_strndup(const void *p, size_t n)
 {
 	char *q = malloc(n + 1);
