@@ -113,6 +113,9 @@ struct loader {
 	bool bad_section; /* the current section header was reported as wrong */
 	/* which keys were set in the current section, to refuse duplicates */
 	bool seen_key[ARRAY_SIZE(keys)];
+	/* the line of each key outside listeners, for errors that involve
+	 * several keys (0: not given) */
+	int key_line[ARRAY_SIZE(keys)];
 	char *errors;
 	size_t errors_len;
 	int n_errors;
@@ -290,10 +293,18 @@ int config_parse_addr(const char *s, struct config_addr *addr_r, const char **er
 		*error_r = "not a numeric IPv4 or IPv6 address (host names are not resolved here)";
 		return -1;
 	}
-	if (addr_r->ss.ss_family == AF_INET6)
-		snprintf(addr_r->text, sizeof(addr_r->text), "[%s]:%u", host, (unsigned)port);
-	else
-		snprintf(addr_r->text, sizeof(addr_r->text), "%s:%u", host, (unsigned)port);
+	/* The text is canonical (inet_ntop), so "[0:0::1]:25" and "[::1]:25"
+	 * are recognised as the same address. */
+	char canon[INET6_ADDRSTRLEN];
+	if (addr_r->ss.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&addr_r->ss)->sin6_addr, canon,
+			  sizeof(canon));
+		snprintf(addr_r->text, sizeof(addr_r->text), "[%s]:%u", canon, (unsigned)port);
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&addr_r->ss)->sin_addr, canon,
+			  sizeof(canon));
+		snprintf(addr_r->text, sizeof(addr_r->text), "%s:%u", canon, (unsigned)port);
+	}
 	return 0;
 }
 
@@ -570,17 +581,22 @@ static void set_value(struct loader *ld, const struct key_def *k, void *base, co
 		c->retry = NULL;
 		c->n_retry = 0;
 		copy = rest = xstrdup(value);
+		int words = 0;
 		while ((w = next_word(&rest)) != NULL) {
 			unsigned v;
-			if (config_parse_duration(w, &v, &e) < 0 || v == 0) {
-				load_error(ld, ld->line, "retry: '%s': %s", w,
-					   e ? e : "must be longer than 0s");
+			words++;
+			if (config_parse_duration(w, &v, &e) < 0) {
+				load_error(ld, ld->line, "retry: '%s': %s", w, e);
+				continue;
+			}
+			if (v == 0) {
+				load_error(ld, ld->line, "retry: '%s': must be longer than 0s", w);
 				continue;
 			}
 			c->retry = xreallocarray(c->retry, c->n_retry + 1, sizeof(*c->retry));
 			c->retry[c->n_retry++] = v;
 		}
-		if (c->n_retry == 0 && e == NULL)
+		if (words == 0)
 			load_error(ld, ld->line, "retry: no interval given");
 		free(copy);
 		return;
@@ -624,6 +640,10 @@ static int config_handler(void *user, const char *section, const char *name, con
 			return 1;
 		}
 		ld->seen_key[i] = true;
+		if (ld->section == SEC_LISTENER && k->type == KEY_LISTEN)
+			ld->listener->listen_line = ld->line;
+		else if (ld->section != SEC_LISTENER)
+			ld->key_line[i] = ld->line;
 		void *base = ld->section == SEC_LISTENER ? (void *)ld->listener : (void *)ld->c;
 		set_value(ld, k, base, value);
 		return 1;
@@ -709,7 +729,7 @@ static void start_section(struct loader *ld, const char *text, size_t len)
 static char *read_line(char *str, int num, void *stream)
 {
 	struct loader *ld = stream;
-	char line[CONFIG_LINE_MAX + 2];
+	char line[CONFIG_LINE_MAX + 3];
 	size_t n = 0;
 	int ch;
 	bool too_long = false, any = false;
@@ -725,7 +745,8 @@ static char *read_line(char *str, int num, void *stream)
 		any = true;
 		if (ch == '\n')
 			break;
-		if (n < CONFIG_LINE_MAX)
+		/* One octet more than the limit is kept, for a CR before the LF. */
+		if (n < CONFIG_LINE_MAX + 1)
 			line[n++] = (char)ch;
 		else
 			too_long = true;
@@ -735,6 +756,8 @@ static char *read_line(char *str, int num, void *stream)
 	ld->line++;
 	if (n > 0 && line[n - 1] == '\r')
 		n--;
+	if (n > CONFIG_LINE_MAX)
+		too_long = true;
 	line[n] = '\0';
 	if (too_long || n + 3 > (size_t)num) {
 		load_error(ld, ld->line, "line longer than %d characters", CONFIG_LINE_MAX);
@@ -812,26 +835,40 @@ static void config_defaults(struct config *c)
 }
 
 /* config_check - rules that involve several keys, after the whole file. */
+/* key_line_of - the line a key outside listeners was given on, or 0. */
+static int key_line_of(const struct loader *ld, const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (keys[i].section != SEC_LISTENER && strcmp(keys[i].name, name) == 0)
+			return ld->key_line[i];
+	return 0;
+}
+
+/* config_check - rules that involve several keys, after the whole file.
+ * Each error names the line of the key (or section) that calls for what is
+ * missing or conflicting. */
 static void config_check(struct loader *ld)
 {
 	struct config *c = ld->c;
-	bool needs_tls = false;
+	const struct config_listener *tls_user = NULL;
 	if (c->n_listeners == 0)
 		load_error(ld, 0, "no [listener NAME] section: detourd would accept nothing");
 	for (size_t i = 0; i < c->n_listeners; i++) {
 		struct config_listener *l = &c->listeners[i];
-		if (l->n_addrs == 0)
+		/* A listen line that failed to parse was reported already. */
+		if (l->listen_line == 0)
 			load_error(ld, l->line, "listener '%s' has no 'listen' addresses", l->name);
-		if (l->tls != LISTENER_TLS_NONE)
-			needs_tls = true;
-		/* The same address in two listeners cannot be bound twice. */
+		if (l->tls != LISTENER_TLS_NONE && tls_user == NULL)
+			tls_user = l;
+		/* The same address in two listeners cannot be bound twice. The
+		 * texts are canonical, so spelling cannot hide a duplicate. */
 		for (size_t a = 0; a < l->n_addrs; a++) {
 			for (size_t j = 0; j <= i; j++) {
 				struct config_listener *o = &c->listeners[j];
 				size_t bmax = j == i ? a : o->n_addrs;
 				for (size_t b = 0; b < bmax; b++) {
 					if (strcmp(o->addrs[b].text, l->addrs[a].text) == 0)
-						load_error(ld, l->line,
+						load_error(ld, l->listen_line ? l->listen_line : l->line,
 							   "listener '%s': %s is already used by "
 							   "listener '%s'",
 							   l->name, l->addrs[a].text, o->name);
@@ -839,19 +876,26 @@ static void config_check(struct loader *ld)
 			}
 		}
 	}
-	if (needs_tls && (c->certificate == NULL || c->private_key == NULL))
-		load_error(ld, 0,
-			   "a listener uses TLS (tls = starttls or implicit), so [tls] needs "
-			   "'certificate' and 'private_key'");
+	if (tls_user != NULL && (c->certificate == NULL || c->private_key == NULL))
+		load_error(ld, tls_user->line,
+			   "listener '%s' uses TLS (tls = starttls or implicit), so [tls] needs "
+			   "'certificate' and 'private_key'",
+			   tls_user->name);
 	if (c->smarthost_user != NULL && c->smarthost_password_file == NULL)
-		load_error(ld, 0, "smarthost_user needs smarthost_password_file");
-	if (c->smarthost_user != NULL && c->smarthost_tls == SMARTHOST_TLS_NONE)
-		load_error(ld, 0, "smarthost_tls = none cannot be used with credentials: they "
-				  "would travel in plaintext");
+		load_error(ld, key_line_of(ld, "smarthost_user"),
+			   "smarthost_user needs smarthost_password_file");
+	if (c->smarthost_user != NULL && c->smarthost_tls == SMARTHOST_TLS_NONE) {
+		int line = key_line_of(ld, "smarthost_tls");
+		load_error(ld, line ? line : key_line_of(ld, "smarthost_user"),
+			   "smarthost_tls = none cannot be used with credentials: they "
+			   "would travel in plaintext");
+	}
 	if (c->control_socket == NULL)
 		c->control_socket = xasprintf("%s/control.sock", c->state_dir);
 	if (strlen(c->control_socket) >= 100)
-		load_error(ld, 0, "control socket path '%s' is too long for a unix socket",
+		load_error(ld, key_line_of(ld, "control_socket") ? key_line_of(ld, "control_socket")
+								: key_line_of(ld, "state_dir"),
+			   "control socket path '%s' is too long for a unix socket",
 			   c->control_socket);
 }
 
@@ -875,6 +919,9 @@ static struct config *config_parse(struct loader *ld, char **errors_r)
 		load_error(ld, r, "syntax error");
 	else if (r < 0 && ld->n_errors == 0)
 		load_error(ld, 0, "could not be parsed");
+	/* Rules that relate several keys are checked once every line is valid:
+	 * a value that failed to parse would leave its default in place and
+	 * make them report problems the file does not have. */
 	if (ld->n_errors == 0)
 		config_check(ld);
 	if (ld->n_errors > 0) {

@@ -4,8 +4,10 @@
  * inih that turns the INI file into one immutable struct config.
  *
  * Owns: every key, its default, its syntax and its bounds; error messages
- * that name file, line and problem. All errors of a file are collected and
- * reported together, then loading fails. Does not own: opening sockets or
+ * that name file, line and problem. The errors of every line are collected
+ * and reported together, then loading fails; rules that relate several keys
+ * (a TLS listener needs [tls], smarthost credentials need TLS) are checked
+ * once every line is valid. Does not own: opening sockets or
  * files the configuration names (the daemon does that at start-up, and
  * reports problems with the same file:line).
  * Threads: load on any thread; a loaded config is never modified, so it may
@@ -53,7 +55,8 @@ struct config_rate {
 
 struct config_listener {
 	char *name;
-	int line; /* of the [listener NAME] header, for error messages */
+	int line;	 /* of the [listener NAME] header, for error messages */
+	int listen_line; /* of its listen key, 0 if none was given */
 	struct config_addr addrs[CONFIG_LISTEN_ADDRS_MAX];
 	size_t n_addrs;
 	enum listener_tls tls;

@@ -62,7 +62,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* run_finished - call done for every finished job, in submission order. */
+/* run_finished - call done for every finished job, in the order they
+ * finished. */
 static void run_finished(struct workers *w)
 {
 	pthread_mutex_lock(&w->lock);

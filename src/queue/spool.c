@@ -516,7 +516,7 @@ void spool_op(struct spool *sp, enum spool_op op, const char *qid, spool_op_cb *
 	 * match a real one. */
 	if (spool_qid_valid(qid))
 		memcpy(job->op_qid, qid, QID_SIZE);
-	else
+	else if (op != SPOOL_OP_FLUSH_ALL) /* the one operation without an id */
 		job->op_invalid = true;
 	spool_enqueue(sp, job);
 }

@@ -538,7 +538,9 @@ static int writer_update(struct spool_writer *w, struct spool_job *job, struct w
 			return -1;
 		job->deleted = true; /* counted as a deletion after commit */
 	}
-	if (job->bounce != NULL && writer_insert_message(w, job->bounce, e) < 0)
+	/* A message deleted meanwhile (detourctl queue delete) gets no
+	 * bounce: a failure is recorded if and only if its bounce is queued. */
+	if (exists && job->bounce != NULL && writer_insert_message(w, job->bounce, e) < 0)
 		return -1;
 	return 0;
 }

@@ -98,6 +98,8 @@ class Relay:
         self.proc = None
         self.log_offset = 0  # where the current run's log starts
         self.exit_codes = []
+        # Run in the child before detourd starts (resource limits, say).
+        self.preexec_fn = None
         self.write_config()
 
     # -- configuration ---------------------------------------------------
@@ -165,7 +167,7 @@ class Relay:
                 self.log_offset = log.tell()
                 self.proc = subprocess.Popen([DETOURD, "-c", self.conf, "-f"], stdin=subprocess.DEVNULL,
                                              stdout=log, stderr=log, env=daemon_env(env),
-                                             start_new_session=True)
+                                             start_new_session=True, preexec_fn=self.preexec_fn)
             if not wait:
                 return self
             deadline = time.monotonic() + START_TIMEOUT

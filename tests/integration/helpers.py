@@ -65,13 +65,16 @@ class Reply:
 class SMTPClient:
     """A raw SMTP client: every octet sent is exactly what the test wrote."""
 
-    def __init__(self, host, port, timeout=IO_TIMEOUT, read_banner=True, tls_context=None):
+    def __init__(self, host, port, timeout=IO_TIMEOUT, read_banner=True, tls_context=None, source=None):
         """tls_context: implicit TLS (RFC 8314), the handshake before the
-        banner."""
+        banner. source: a local address to connect from (another loopback
+        address, such as 127.0.0.2, is another client address to detourd)."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.host = host
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
+        if source is not None:
+            self.sock.bind((source, 0))
         self.sock.connect((host, port))
         self.timeout = timeout
         self.buf = b""

@@ -269,6 +269,8 @@ class ScriptedMX:
     def __init__(self, addr, port, name=None, hostname="mx.test",
                  extensions=("PIPELINING", "SIZE 100000000", "8BITMIME", "ENHANCEDSTATUSCODES", "DSN"),
                  tls_context=None, tls_broken=False):
+        # tls_broken: False; "after-hello" (or True): the handshake fails
+        # after the client's hello; "before-hello": junk right after 220.
         self.addr = addr
         self.port = port
         self.name = name or addr
@@ -280,6 +282,7 @@ class ScriptedMX:
         self.sessions = []
         self.violations = []
         self.rcpt_attempts = {}      # address -> RCPT commands seen
+        self.tls_hellos = []         # what came after STARTTLS when tls_broken
         self.active = 0
         self.max_active = 0
         self.stopping = threading.Event()
@@ -385,7 +388,20 @@ class ScriptedMX:
                 s.act(b"220 2.0.0 ready to start TLS")
                 if s.buf:
                     self._violation(s, "data pipelined after STARTTLS: %r" % s.buf[:100])
+                if self.tls_broken == "before-hello":
+                    # Junk at once, before the client's hello.
+                    s.send(b"this is not a TLS server hello\r\n" * 4)
+                    return
                 if self.tls_broken:
+                    # A real handshake failure: read the client's hello,
+                    # answer with something that is not TLS, and close.
+                    s.sock.settimeout(10)
+                    try:
+                        hello = s.sock.recv(65536)
+                    except OSError:
+                        hello = b""
+                    with self.lock:
+                        self.tls_hellos.append(hello)
                     s.send(b"this is not a TLS server hello\r\n" * 4)
                     return
                 try:

@@ -109,12 +109,11 @@ DAVE_PW = secret("dave", DAVE)
 
 @pytest.fixture(scope="module")
 def trusted_srv(module_relays, certs):
-    """Loopback is trusted here, and a failed AUTH waits 1 s."""
+    """Loopback is trusted here, and the failure delay is the default."""
     r = track(module_relays.new(name="trusted", trusted=LOOPBACK, listeners={
         "submission": {"tls": "starttls", "auth": "required"},
         "smtps": {"tls": "implicit", "auth": "required"},
-    }, limits={"auth_failure_delay": "1s", "auth_failures": "100000/1m"},
-        extra_sections=tls_section(certs["cert"], certs["key"])))
+    }, limits={"auth_failures": "100000/1m"}, extra_sections=tls_section(certs["cert"], certs["key"])))
     add_user(r, DAVE, DAVE_PW)
     return r
 
@@ -345,14 +344,22 @@ def test_trusted_client_relays_without_auth_and_may_use_the_null_sender(trusted_
 
 # == AUTH details ================================================================
 
-def test_auth_plain_with_initial_response(srv):
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_auth_plain_with_initial_response(srv, host):
     before = srv.queue_ids()
-    with session(srv) as c:
+    with session(srv, host=host) as c:
         r = auth_plain(c, ALICE, ALICE_PW)
         assert r.is_(235, "2.7.0"), r
         qid = send_message(c, ALICE)
     assert new_qids(srv, before) == [qid]
-    check_submitted(srv, qid, ALICE)
+    env, received = check_submitted(srv, qid, ALICE)
+    addr = "IPv6:::1" if host == "::1" else host
+    assert received.startswith(("Received: from client.test ([%s])" % addr).encode()), received
+    assert env["client_address"] == host, env
+    # One log line for the message, with the account.
+    line = srv.wait_log("smtp.message qid=" + qid) and \
+        next(l for l in srv.log().splitlines() if "smtp.message qid=" + qid in l)
+    assert "account=alice@example.org" in line and "result=queued" in line, line
 
 
 def test_auth_plain_without_initial_response(srv):
@@ -1250,21 +1257,31 @@ def timed_auth(relay, user, password, mech="PLAIN"):
         return r, time.monotonic() - t0
 
 
-def test_failed_auth_is_answered_after_the_configured_delay(trusted_srv):
+# The default [limits] auth_failure_delay (lib/limits.h: 2 s; SPEC.md does
+# not name one): a real pause, far longer than a password check.
+DEFAULT_DELAY_MIN = 1.5
+
+
+def test_failed_auth_is_answered_after_the_default_delay(trusted_srv):
     wrong = secret("dave-wrong", DAVE)
-    r, good = timed_auth(trusted_srv, DAVE, DAVE_PW)
-    assert r.is_(235, "2.7.0"), r
-    assert good < 0.9, "a good AUTH took %.2f s" % good
+    # A good AUTH is not delayed (the best of three, so that a busy machine
+    # does not make it look slow).
+    goods = []
+    for _ in range(3):
+        r, t = timed_auth(trusted_srv, DAVE, DAVE_PW)
+        assert r.is_(235, "2.7.0"), r
+        goods.append(t)
+    assert min(goods) < 1.0, "a good AUTH took %s s" % goods
     r, bad = timed_auth(trusted_srv, DAVE, wrong)
     assert r.is_(535, "5.7.8"), r
-    assert bad >= 0.95, "a failed AUTH was answered after %.2f s; the delay is 1 s" % bad
+    assert bad >= DEFAULT_DELAY_MIN, "a failed AUTH was answered after %.2f s" % bad
     r, bad_login = timed_auth(trusted_srv, DAVE, wrong, "LOGIN")
-    assert r.is_(535, "5.7.8") and bad_login >= 0.95, (r, bad_login)
+    assert r.is_(535, "5.7.8") and bad_login >= DEFAULT_DELAY_MIN, (r, bad_login)
     r, unknown = timed_auth(trusted_srv, GHOST, GHOST_PW)
     assert r.is_(535, "5.7.8"), r
-    assert unknown >= 0.95, unknown
+    assert unknown >= DEFAULT_DELAY_MIN, unknown
     # An unknown account and a wrong password cost about the same.
-    assert abs(unknown - bad) < 0.5, (unknown, bad)
+    assert abs(unknown - bad) < 0.7, (unknown, bad)
 
 
 def test_a_delayed_failure_does_not_hold_up_other_clients(trusted_srv):
@@ -1275,7 +1292,8 @@ def test_a_delayed_failure_does_not_hold_up_other_clients(trusted_srv):
         t0 = time.monotonic()
         with logged_in(trusted_srv, DAVE, DAVE_PW, listener="smtps") as c:
             c.expect("NOOP", 250)
-        assert time.monotonic() - t0 < 0.9, "another client waited for a failed AUTH's delay"
+        took = time.monotonic() - t0
+        assert took < DEFAULT_DELAY_MIN, "another client waited %.2f s, for a failed AUTH's delay" % took
         assert slow.reply().is_(535, "5.7.8")
     finally:
         slow.close()
@@ -1404,6 +1422,9 @@ def test_no_password_base64_blob_or_hash_in_any_log():
                 for (h,) in con.execute("SELECT hash FROM account"):
                     hashes.add(h)
                     hashes.add(h.rsplit("$", 1)[-1])
+            except sqlite3.DatabaseError:
+                # The database a test broke on purpose.
+                assert "brokenaccounts" in db, db
             finally:
                 con.close()
     checked = 0
@@ -1417,4 +1438,4 @@ def test_no_password_base64_blob_or_hash_in_any_log():
             assert s not in text, "%s holds a secret (%r...)" % (path, s[:12])
         # No AUTH exchange line at all (what a client sent after 334).
         assert "AUTH PLAIN " not in text and "AUTH LOGIN " not in text, path
-    assert checked >= 2, LOGS
+    assert checked >= 1, LOGS

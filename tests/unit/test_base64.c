@@ -40,8 +40,8 @@ static void test_rfc4648_encode(void **state)
 		char out[32];
 		memset(out, 'X', sizeof(out));
 		size_t len = strlen(vectors[i].plain);
-		long n = base64_encode((const unsigned char *)vectors[i].plain, len, out,
-				       sizeof(out));
+		long n =
+		    base64_encode((const unsigned char *)vectors[i].plain, len, out, sizeof(out));
 		assert_int_equal(n, (long)strlen(vectors[i].b64));
 		assert_string_equal(out, vectors[i].b64);
 	}
@@ -208,14 +208,14 @@ static void test_encode_output_bound(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		memset(out, 'X', sizeof(out));
 		long n = base64_encode((const unsigned char *)"foobarx", cases[i].len, out,
-				       cases[i].need);
+		                       cases[i].need);
 		assert_int_equal(n, (long)cases[i].need - 1);
 		assert_int_equal(out[cases[i].need - 1], '\0');
 		assert_int_equal(out[cases[i].need], 'X'); /* nothing past */
 		memset(out, 'X', sizeof(out));
 		assert_int_equal(base64_encode((const unsigned char *)"foobarx", cases[i].len, out,
-					       cases[i].need - 1),
-				 -1);
+		                               cases[i].need - 1),
+		                 -1);
 	}
 }
 
@@ -259,14 +259,10 @@ static void test_round_trip_random(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_rfc4648_encode),
-	    cmocka_unit_test(test_rfc4648_decode),
-	    cmocka_unit_test(test_all_alphabet),
-	    cmocka_unit_test(test_decode_refuses),
-	    cmocka_unit_test(test_decode_every_byte),
-	    cmocka_unit_test(test_decode_output_bound),
-	    cmocka_unit_test(test_encode_output_bound),
-	    cmocka_unit_test(test_round_trip_random),
+	    cmocka_unit_test(test_rfc4648_encode),      cmocka_unit_test(test_rfc4648_decode),
+	    cmocka_unit_test(test_all_alphabet),        cmocka_unit_test(test_decode_refuses),
+	    cmocka_unit_test(test_decode_every_byte),   cmocka_unit_test(test_decode_output_bound),
+	    cmocka_unit_test(test_encode_output_bound), cmocka_unit_test(test_round_trip_random),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,35 +77,35 @@ static long source_read(void *arg, uint64_t off, void *buf, size_t len)
 }
 
 static const char small_original[] = "From: <alice@example.org>\r\n"
-				     "To: <bob@example.com>\r\n"
-				     "Subject: hello\r\n"
-				     "\r\n"
-				     "Body line one.\r\n"
-				     "Body line two.\r\n";
+                                     "To: <bob@example.com>\r\n"
+                                     "Subject: hello\r\n"
+                                     "\r\n"
+                                     "Body line one.\r\n"
+                                     "Body line two.\r\n";
 static const char small_headers[] = "From: <alice@example.org>\r\n"
-				    "To: <bob@example.com>\r\n"
-				    "Subject: hello\r\n";
+                                    "To: <bob@example.com>\r\n"
+                                    "Subject: hello\r\n";
 
 static const struct bounce_rcpt two_rcpts[] = {
     {
-	.kind = BOUNCE_FAILED,
-	.address = "bob@example.com",
-	.orcpt = "rfc822;Bob@Example.com",
-	.status = "5.1.1",
-	.remote_mta = "mx.example.com",
-	.diagnostic = "550 5.1.1 <bob@example.com>: No such user",
-	.diagnostic_smtp = true,
-	.last_attempt = LAST,
+        .kind = BOUNCE_FAILED,
+        .address = "bob@example.com",
+        .orcpt = "rfc822;Bob@Example.com",
+        .status = "5.1.1",
+        .remote_mta = "mx.example.com",
+        .diagnostic = "550 5.1.1 <bob@example.com>: No such user",
+        .diagnostic_smtp = true,
+        .last_attempt = LAST,
     },
     {
-	.kind = BOUNCE_RELAYED,
-	.address = "carol@example.net",
-	.orcpt = NULL,
-	.status = "2.0.0",
-	.remote_mta = NULL,
-	.diagnostic = "delivered to a server without DSN support",
-	.diagnostic_smtp = false,
-	.last_attempt = 0,
+        .kind = BOUNCE_RELAYED,
+        .address = "carol@example.net",
+        .orcpt = NULL,
+        .status = "2.0.0",
+        .remote_mta = NULL,
+        .diagnostic = "delivered to a server without DSN support",
+        .diagnostic_smtp = false,
+        .last_attempt = 0,
     },
 };
 
@@ -152,7 +152,7 @@ static void assert_crlf_only(const char *p, size_t len)
 
 struct part {
 	const char *start; /* first byte after the boundary line */
-	size_t len;	   /* up to the CRLF before the next boundary line */
+	size_t len;        /* up to the CRLF before the next boundary line */
 };
 
 /* split - the message's header section, and its parts by the boundary
@@ -162,7 +162,7 @@ static size_t split(const char *msg, struct part parts[4], char boundary_r[128])
 	const char *end_hdr = strstr(msg, "\r\n\r\n");
 	assert_non_null(end_hdr);
 	const char *ct = strstr(msg, "\r\nContent-Type: multipart/report; "
-				     "report-type=delivery-status;\r\n\tboundary=\"");
+	                             "report-type=delivery-status;\r\n\tboundary=\"");
 	assert_non_null(ct);
 	assert_true(ct < end_hdr);
 	const char *b = strchr(ct, '=');
@@ -320,7 +320,7 @@ static bool starts_with(const char *s, const char *prefix)
  * with want_ct3 as the third part's type and orig[0..orig_len) as its
  * content. */
 static void check_structure(const struct sink *s, const char *want_ct3, const char *orig,
-			    size_t orig_len)
+                            size_t orig_len)
 {
 	assert_crlf_only(s->buf, s->len);
 	struct part parts[4];
@@ -329,9 +329,9 @@ static void check_structure(const struct sink *s, const char *want_ct3, const ch
 	assert_string_equal(boundary, BOUNDARY);
 	assert_int_equal(n, 3);
 	assert_string_equal(part_header(&parts[0], "Content-Type", v, sizeof(v)),
-			    "text/plain; charset=utf-8");
+	                    "text/plain; charset=utf-8");
 	assert_string_equal(part_header(&parts[1], "Content-Type", v, sizeof(v)),
-			    "message/delivery-status");
+	                    "message/delivery-status");
 	assert_string_equal(part_header(&parts[2], "Content-Type", v, sizeof(v)), want_ct3);
 
 	/* the delivery-status part: per-message block, then one block per
@@ -363,14 +363,14 @@ static void check_structure(const struct sink *s, const char *want_ct3, const ch
 	assert_non_null(strstr(blocks[1], "\r\nStatus: 5.1.1\r\n"));
 	assert_non_null(strstr(blocks[1], "\r\nOriginal-Recipient: rfc822; Bob@Example.com\r\n"));
 	assert_non_null(strstr(blocks[1], "\r\nDiagnostic-Code: smtp; 550 5.1.1 "
-					  "<bob@example.com>: No such user\r\n"));
+	                                  "<bob@example.com>: No such user\r\n"));
 	assert_true(starts_with(blocks[2], "Final-Recipient: rfc822; carol@example.net\r\n"));
 	assert_non_null(strstr(blocks[2], "\r\nAction: relayed\r\n"));
 	assert_non_null(strstr(blocks[2], "\r\nStatus: 2.0.0\r\n"));
 	assert_null(strstr(blocks[2], "Original-Recipient"));
 	assert_null(strstr(blocks[2], "Remote-MTA"));
 	assert_non_null(strstr(blocks[2], "\r\nDiagnostic-Code: x-detour; delivered to a server "
-					  "without DSN support\r\n"));
+	                                  "without DSN support\r\n"));
 	free(status);
 
 	/* the returned original, byte for byte */
@@ -502,9 +502,8 @@ static void test_smtputf8_types(void **state)
 	char boundary[128], v[256];
 	assert_int_equal(split(s.buf, parts, boundary), 3);
 	assert_string_equal(part_header(&parts[1], "Content-Type", v, sizeof(v)),
-			    "message/global-delivery-status");
-	assert_string_equal(part_header(&parts[2], "Content-Type", v, sizeof(v)),
-			    "message/global");
+	                    "message/global-delivery-status");
+	assert_string_equal(part_header(&parts[2], "Content-Type", v, sizeof(v)), "message/global");
 	assert_non_null(strstr(s.buf, "\r\nFinal-Recipient: utf-8; j\xc3\xb6rg@example.de\r\n"));
 	free(s.buf);
 	bi.ret = SMTP_RET_HDRS;
@@ -512,7 +511,7 @@ static void test_smtputf8_types(void **state)
 	s = compose(&bi, &src2);
 	assert_int_equal(split(s.buf, parts, boundary), 3);
 	assert_string_equal(part_header(&parts[2], "Content-Type", v, sizeof(v)),
-			    "message/global-headers");
+	                    "message/global-headers");
 	free(s.buf);
 }
 
@@ -538,9 +537,8 @@ static void test_kinds_and_subjects(void **state)
 		struct source src = {small_original, strlen(small_original), 0, -1, 0};
 		struct sink s = compose(&bi, &src);
 		assert_non_null(strstr(s.buf, kinds[i].subject));
-		static const char *const actions[] = {"\r\nAction: failed\r\n",
-						      "\r\nAction: delayed\r\n",
-						      "\r\nAction: relayed\r\n"};
+		static const char *const actions[] = {
+		    "\r\nAction: failed\r\n", "\r\nAction: delayed\r\n", "\r\nAction: relayed\r\n"};
 		assert_non_null(strstr(s.buf, actions[i]));
 		assert_null(strstr(s.buf, "Original-Envelope-Id"));
 		free(s.buf);
@@ -568,7 +566,7 @@ static void test_hostile_remote_text(void **state)
 	 * field and add header lines or a MIME boundary of their own. */
 	struct bounce_rcpt r = two_rcpts[0];
 	r.diagnostic = "550 nope\r\nX-Injected: yes\r\n\r\n--" BOUNDARY "\r\nContent-Type: "
-		       "text/html\r\n\r\n<script>";
+	               "text/html\r\n\r\n<script>";
 	r.remote_mta = "mx.example.com\r\nX-Injected-MTA: yes";
 	r.orcpt = "rfc822;x@y\nX-Injected-Orcpt: yes";
 	struct bounce_info bi = base_info(SMTP_RET_HDRS, strlen(small_original));
@@ -585,9 +583,11 @@ static void test_hostile_remote_text(void **state)
 	struct part parts[4];
 	char boundary[128];
 	assert_int_equal(split(s.buf, parts, boundary), 3);
-	assert_non_null(strstr(s.buf, "\r\nDiagnostic-Code: smtp; 550 nope X-Injected: yes --" BOUNDARY
-				      " Content-Type: text/html <script>\r\n"));
-	assert_non_null(strstr(s.buf, "\r\nRemote-MTA: dns; mx.example.com X-Injected-MTA: yes\r\n"));
+	assert_non_null(strstr(s.buf,
+	                       "\r\nDiagnostic-Code: smtp; 550 nope X-Injected: yes --" BOUNDARY
+	                       " Content-Type: text/html <script>\r\n"));
+	assert_non_null(
+	    strstr(s.buf, "\r\nRemote-MTA: dns; mx.example.com X-Injected-MTA: yes\r\n"));
 	assert_non_null(
 	    strstr(s.buf, "\r\nOriginal-Recipient: rfc822; x@y X-Injected-Orcpt: yes\r\n"));
 	assert_non_null(strstr(s.buf, "\r\nOriginal-Envelope-Id: E X-Injected-Envid: yes\r\n"));
@@ -665,8 +665,12 @@ static void test_sanitize(void **state)
 static void test_wanted(void **state)
 {
 	(void)state;
-	enum { N = SMTP_NOTIFY_NEVER, S = SMTP_NOTIFY_SUCCESS, F = SMTP_NOTIFY_FAILURE,
-	       D = SMTP_NOTIFY_DELAY };
+	enum {
+		N = SMTP_NOTIFY_NEVER,
+		S = SMTP_NOTIFY_SUCCESS,
+		F = SMTP_NOTIFY_FAILURE,
+		D = SMTP_NOTIFY_DELAY
+	};
 	static const struct {
 		unsigned notify;
 		bool failed, delayed, relayed;
@@ -693,23 +697,19 @@ static void test_wanted(void **state)
 		    bounce_wanted(n, BOUNCE_DELAYED) != table[i].delayed ||
 		    bounce_wanted(n, BOUNCE_RELAYED) != table[i].relayed)
 			fail_msg("notify 0x%x: got %d %d %d", n, bounce_wanted(n, BOUNCE_FAILED),
-				 bounce_wanted(n, BOUNCE_DELAYED), bounce_wanted(n, BOUNCE_RELAYED));
+			         bounce_wanted(n, BOUNCE_DELAYED),
+			         bounce_wanted(n, BOUNCE_RELAYED));
 	}
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_exact_small_full),
-	    cmocka_unit_test(test_ret_small),
-	    cmocka_unit_test(test_ret_large),
-	    cmocka_unit_test(test_headers_without_end),
-	    cmocka_unit_test(test_smtputf8_types),
-	    cmocka_unit_test(test_kinds_and_subjects),
-	    cmocka_unit_test(test_read_error),
-	    cmocka_unit_test(test_hostile_remote_text),
-	    cmocka_unit_test(test_sanitize),
-	    cmocka_unit_test(test_wanted),
+	    cmocka_unit_test(test_exact_small_full), cmocka_unit_test(test_ret_small),
+	    cmocka_unit_test(test_ret_large),        cmocka_unit_test(test_headers_without_end),
+	    cmocka_unit_test(test_smtputf8_types),   cmocka_unit_test(test_kinds_and_subjects),
+	    cmocka_unit_test(test_read_error),       cmocka_unit_test(test_hostile_remote_text),
+	    cmocka_unit_test(test_sanitize),         cmocka_unit_test(test_wanted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,6 +34,28 @@
 /* A listener without TLS, so that a file needs no [tls] section. */
 #define LISTENER "[listener a]\nlisten = 127.0.0.1:2525\ntls = none\n"
 
+/* Heap blocks a test made, freed by the teardown even when an assertion
+ * ended the test early (so that a failing test reports its failure and
+ * not a leak as well). */
+static void *tracked[64];
+static size_t n_tracked;
+
+static void *track(void *p)
+{
+	assert_true(n_tracked < ARRAY_SIZE(tracked));
+	tracked[n_tracked++] = p;
+	return p;
+}
+
+static int free_tracked(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < n_tracked; i++)
+		free(tracked[i]);
+	n_tracked = 0;
+	return 0;
+}
+
 /* load_ok - a configuration that must load; fails the test with the
  * errors otherwise. */
 static struct config *load_ok(const char *text)
@@ -41,7 +63,7 @@ static struct config *load_ok(const char *text)
 	char *errors = (char *)"untouched";
 	struct config *c = config_load_string(NAME, text, &errors);
 	if (c == NULL)
-		fail_msg("did not load:\n%s", errors ? errors : "(no errors)");
+		fail_msg("did not load:\n%s", errors ? (char *)track(errors) : "(no errors)");
 	assert_null(errors);
 	assert_int_equal(c->refs, 1);
 	assert_string_equal(c->path, NAME);
@@ -49,7 +71,7 @@ static struct config *load_ok(const char *text)
 }
 
 /* load_err - a configuration that must fail; returns its error text
- * (caller frees). */
+ * (freed by the teardown). */
 static char *load_err(const char *text)
 {
 	char *errors = NULL;
@@ -59,6 +81,7 @@ static char *load_err(const char *text)
 		fail_msg("loaded, but should not have:\n%s", text);
 	}
 	assert_non_null(errors);
+	track(errors);
 	assert_true(strlen(errors) > 0);
 	assert_int_equal(errors[strlen(errors) - 1], '\n');
 	return errors;
@@ -70,7 +93,6 @@ static void expect_error(const char *text, const char *want)
 	char *e = load_err(text);
 	if (strcmp(e, want) != 0)
 		fail_msg("for:\n%s\ngot:  %swant: %s", text, e, want);
-	free(e);
 }
 
 /* expect_error_at - text fails with one error line that starts with
@@ -83,7 +105,6 @@ static void expect_error_at(const char *text, int line, const char *what)
 	if (strncmp(e, prefix, strlen(prefix)) != 0 || strstr(e, what) == NULL ||
 	    strchr(e, '\n') != e + strlen(e) - 1)
 		fail_msg("for:\n%s\ngot:  %swant: %s...%s...", text, e, prefix, what);
-	free(e);
 }
 
 /* --- value parsers ------------------------------------------------------- */
@@ -115,8 +136,10 @@ static void test_parse_duration(void **state)
 		assert_int_equal(v, ok[i].want);
 	}
 	static const char *const bad[] = {
-	    "", "s", "m", "5x", "5M", "5H", "5D", "-5", "+5", "5 m", " 5m", "5m ", "1.5h",
-	    "5ms", "5mm", "4294967296", "49711d", "99999999999999999999999s", "0x10", "1e3",
+	    "",     "s",   "m",   "5x",         "5M",     "5H",
+	    "5D",   "-5",  "+5",  "5 m",        " 5m",    "5m ",
+	    "1.5h", "5ms", "5mm", "4294967296", "49711d", "99999999999999999999999s",
+	    "0x10", "1e3",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		unsigned v = 12345;
@@ -154,8 +177,20 @@ static void test_parse_size(void **state)
 		assert_int_equal(v, ok[i].want);
 	}
 	static const char *const bad[] = {
-	    "", "K", "M", "1T", "1KB", "1.5M", "-1", "+1", " 1M", "1M ", "1 M",
-	    "18446744073709551616", "17179869184G", "0x10",
+	    "",
+	    "K",
+	    "M",
+	    "1T",
+	    "1KB",
+	    "1.5M",
+	    "-1",
+	    "+1",
+	    " 1M",
+	    "1M ",
+	    "1 M",
+	    "18446744073709551616",
+	    "17179869184G",
+	    "0x10",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		uint64_t v = 12345;
@@ -174,8 +209,8 @@ static void test_parse_rate(void **state)
 		const char *in;
 		unsigned count, seconds;
 	} ok[] = {
-	    {"500/1h", 500, 3600},  {"5/10m", 5, 600},	  {"2000/1d", 2000, 86400},
-	    {"0/1h", 0, 3600},	    {"1/1", 1, 1},	  {"4294967295/1s", 4294967295u, 1},
+	    {"500/1h", 500, 3600}, {"5/10m", 5, 600}, {"2000/1d", 2000, 86400},
+	    {"0/1h", 0, 3600},     {"1/1", 1, 1},     {"4294967295/1s", 4294967295u, 1},
 	    {"10/30s", 10, 30},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
@@ -187,8 +222,8 @@ static void test_parse_rate(void **state)
 		assert_int_equal(r.seconds, ok[i].seconds);
 	}
 	static const char *const bad[] = {
-	    "", "5", "/1h", "5/", "5/0", "5/0s", "a/1h", "-1/1h", "5/1x", "5/1h/2",
-	    "4294967296/1h", "5 /1h", "5/ 1h", "1.5/1h",
+	    "",     "5",      "/1h",           "5/",    "5/0",   "5/0s",   "a/1h", "-1/1h",
+	    "5/1x", "5/1h/2", "4294967296/1h", "5 /1h", "5/ 1h", "1.5/1h",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		struct config_rate r = {7, 7};
@@ -258,7 +293,7 @@ static void test_parse_addr(void **state)
 	assert_int_equal(config_parse_addr("[2001:db8::25]:587", &a, &e), 0);
 	sin6 = (const struct sockaddr_in6 *)&a.ss;
 	static const unsigned char want6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
-						0,    0,    0,    0,    0, 0, 0, 0x25};
+	                                        0,    0,    0,    0,    0, 0, 0, 0x25};
 	assert_memory_equal(&sin6->sin6_addr, want6, 16);
 	assert_string_equal(a.text, "[2001:db8::25]:587");
 
@@ -453,7 +488,7 @@ static void test_spec_example(void **state)
 	assert_int_equal(l->line, 21);
 	assert_int_equal(l->n_addrs, 4);
 	static const char *const alt[] = {"0.0.0.0:2525", "0.0.0.0:1025", "0.0.0.0:8025",
-					  "0.0.0.0:25"};
+	                                  "0.0.0.0:25"};
 	for (size_t i = 0; i < 4; i++)
 		assert_string_equal(l->addrs[i].text, alt[i]);
 	assert_int_equal(l->tls, LISTENER_TLS_STARTTLS);
@@ -472,53 +507,52 @@ static void test_spec_example(void **state)
 static void test_every_key(void **state)
 {
 	(void)state;
-	static const char text[] =
-	    "[server]\n"
-	    "hostname = mx1.example.net\n"
-	    "state_dir = /srv/detour\n"
-	    "user = root\n"
-	    "trusted = 127.0.0.0/8 ::1 192.0.2.128/25\n"
-	    "control_socket = /run/detour.sock\n"
-	    "shutdown_grace = 1m\n"
-	    "[tls]\n"
-	    "certificate = /etc/c.pem\n"
-	    "private_key = /etc/k.pem\n"
-	    "[listener sub-1]\n"
-	    "listen = 127.0.0.1:2587\n"
-	    "tls = STARTTLS\n"
-	    "auth = optional\n"
-	    "plaintext_auth = yes\n"
-	    "[listener plain_2.x]\n"
-	    "listen = [::1]:2525   127.0.0.2:2525\n"
-	    "tls = none\n"
-	    "auth = off\n"
-	    "plaintext_auth = no\n"
-	    "[delivery]\n"
-	    "resolver = 127.0.0.1:5353 [::1]:53\n"
-	    "mx_port = 2525\n"
-	    "smarthost = smtp.upstream.example:587\n"
-	    "smarthost_tls = implicit\n"
-	    "smarthost_user = relay@example.net\n"
-	    "smarthost_password_file = /etc/detour/upstream.password\n"
-	    "smarthost_ca_file = /etc/detour/upstream-ca.pem\n"
-	    "retry = 1m 90s 2h\n"
-	    "max_age = 2d\n"
-	    "allow_loopback_mx = yes\n"
-	    "pause = on\n"
-	    "connect_timeout = 45s\n"
-	    "reply_timeout = 2m\n"
-	    "[limits]\n"
-	    "max_message_size = 10M\n"
-	    "max_recipients = 250\n"
-	    "max_connections = 5000\n"
-	    "max_connections_per_ip = 7\n"
-	    "max_received = 30\n"
-	    "auth_failures = 3/15m\n"
-	    "account_messages = 100/1h\n"
-	    "account_recipients = 0/1d\n"
-	    "auth_failure_delay = 250ms\n"
-	    "command_timeout = 6m\n"
-	    "data_timeout = 20m\n";
+	static const char text[] = "[server]\n"
+	                           "hostname = mx1.example.net\n"
+	                           "state_dir = /srv/detour\n"
+	                           "user = root\n"
+	                           "trusted = 127.0.0.0/8 ::1 192.0.2.128/25\n"
+	                           "control_socket = /run/detour.sock\n"
+	                           "shutdown_grace = 1m\n"
+	                           "[tls]\n"
+	                           "certificate = /etc/c.pem\n"
+	                           "private_key = /etc/k.pem\n"
+	                           "[listener sub-1]\n"
+	                           "listen = 127.0.0.1:2587\n"
+	                           "tls = STARTTLS\n"
+	                           "auth = optional\n"
+	                           "plaintext_auth = yes\n"
+	                           "[listener plain_2.x]\n"
+	                           "listen = [::1]:2525   127.0.0.2:2525\n"
+	                           "tls = none\n"
+	                           "auth = off\n"
+	                           "plaintext_auth = no\n"
+	                           "[delivery]\n"
+	                           "resolver = 127.0.0.1:5353 [::1]:53\n"
+	                           "mx_port = 2525\n"
+	                           "smarthost = smtp.upstream.example:587\n"
+	                           "smarthost_tls = implicit\n"
+	                           "smarthost_user = relay@example.net\n"
+	                           "smarthost_password_file = /etc/detour/upstream.password\n"
+	                           "smarthost_ca_file = /etc/detour/upstream-ca.pem\n"
+	                           "retry = 1m 90s 2h\n"
+	                           "max_age = 2d\n"
+	                           "allow_loopback_mx = yes\n"
+	                           "pause = on\n"
+	                           "connect_timeout = 45s\n"
+	                           "reply_timeout = 2m\n"
+	                           "[limits]\n"
+	                           "max_message_size = 10M\n"
+	                           "max_recipients = 250\n"
+	                           "max_connections = 5000\n"
+	                           "max_connections_per_ip = 7\n"
+	                           "max_received = 30\n"
+	                           "auth_failures = 3/15m\n"
+	                           "account_messages = 100/1h\n"
+	                           "account_recipients = 0/1d\n"
+	                           "auth_failure_delay = 250ms\n"
+	                           "command_timeout = 6m\n"
+	                           "data_timeout = 20m\n";
 	struct config *c = load_ok(text);
 	assert_string_equal(c->hostname, "mx1.example.net");
 	assert_string_equal(c->state_dir, "/srv/detour");
@@ -589,7 +623,7 @@ static void test_defaults(void **state)
 {
 	(void)state;
 	struct config *c = load_ok("[listener a]\nlisten = 127.0.0.1:2525\n"
-				   "[tls]\ncertificate = /c\nprivate_key = /k\n");
+	                           "[tls]\ncertificate = /c\nprivate_key = /k\n");
 	char host[256];
 	assert_int_equal(gethostname(host, sizeof(host)), 0);
 	assert_string_equal(c->hostname, host[0] ? host : "localhost");
@@ -645,7 +679,7 @@ static void test_defaults(void **state)
 	config_unref(&c);
 	/* CRLF line ends and inline comments */
 	c = load_ok("[server]\r\nhostname = a.example ; the name\r\n"
-		    "[listener a]\r\nlisten = 127.0.0.1:2525\r\ntls = none\r\n");
+	            "[listener a]\r\nlisten = 127.0.0.1:2525\r\ntls = none\r\n");
 	assert_string_equal(c->hostname, "a.example");
 	config_unref(&c);
 }
@@ -730,22 +764,22 @@ static void test_key_bounds(void **state)
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		char *text = xasprintf(LISTENER "[%s]\n%s = %s\n", cases[i].section, cases[i].key,
-				       cases[i].value);
+		                       cases[i].value);
 		char *errors = NULL;
 		struct config *c = config_load_string(NAME, text, &errors);
 		if (cases[i].ok && c == NULL)
 			fail_msg("[%s] %s = %s refused: %s", cases[i].section, cases[i].key,
-				 cases[i].value, errors);
+			         cases[i].value, errors);
 		if (!cases[i].ok) {
 			if (c != NULL)
 				fail_msg("[%s] %s = %s accepted", cases[i].section, cases[i].key,
-					 cases[i].value);
+				         cases[i].value);
 			/* one error, on line 5, naming the key */
 			char prefix[128];
 			snprintf(prefix, sizeof(prefix), NAME ":5: %s: ", cases[i].key);
 			if (strncmp(errors, prefix, strlen(prefix)) != 0)
 				fail_msg("[%s] %s = %s: got '%s', want '%s...'", cases[i].section,
-					 cases[i].key, cases[i].value, errors, prefix);
+				         cases[i].key, cases[i].value, errors, prefix);
 		}
 		config_unref(&c);
 		free(errors);
@@ -758,40 +792,42 @@ static void test_error_messages(void **state)
 	(void)state;
 	/* unknown section: one error, and its keys are not reported again */
 	expect_error(LISTENER "[sever]\nhostname = x.example\nfoo = 1\n",
-		     NAME ":4: unknown section [sever] (expected server, tls, listener NAME, "
-			  "delivery, limits)\n");
+	             NAME ":4: unknown section [sever] (expected server, tls, listener NAME, "
+	                  "delivery, limits)\n");
 	/* unknown key, naming its section */
 	expect_error(LISTENER "[server]\nhostnme = x.example\n",
-		     NAME ":5: unknown key 'hostnme' in [server]\n");
-	expect_error(LISTENER "[limits]\nretry = 5m\n", NAME ":5: unknown key 'retry' in [limits]\n");
+	             NAME ":5: unknown key 'hostnme' in [server]\n");
+	expect_error(LISTENER "[limits]\nretry = 5m\n",
+	             NAME ":5: unknown key 'retry' in [limits]\n");
 	expect_error("[listener a]\nlisten = 127.0.0.1:2525\ntls = none\nhostname = x.example\n",
-		     NAME ":4: unknown key 'hostname' in [listener]\n");
+	             NAME ":4: unknown key 'hostname' in [listener]\n");
 	/* duplicate key */
 	expect_error(LISTENER "[server]\nhostname = a.example\nhostname = b.example\n",
-		     NAME ":6: hostname: given twice in this section\n");
+	             NAME ":6: hostname: given twice in this section\n");
 	expect_error("[listener a]\nlisten = 127.0.0.1:2525\ntls = none\nlisten = 127.0.0.1:2526\n",
-		     NAME ":4: listen: given twice in this section\n");
+	             NAME ":4: listen: given twice in this section\n");
 	/* the same key in two sections of different listeners is fine */
 	struct config *c = load_ok(LISTENER "[listener b]\nlisten = 127.0.0.1:2526\ntls = none\n");
 	config_unref(&c);
 	/* duplicate section */
 	expect_error(LISTENER "[server]\nhostname = a.example\n[server]\nstate_dir = /x\n",
-		     NAME ":6: section [server] appears twice\n");
+	             NAME ":6: section [server] appears twice\n");
 	/* duplicate listener name */
 	expect_error(LISTENER "[listener a]\nlisten = 127.0.0.1:2526\n",
-		     NAME ":4: listener 'a' is defined twice (first at line 1)\n");
+	             NAME ":4: listener 'a' is defined twice (first at line 1)\n");
 	/* listener names */
-	expect_error(LISTENER "[listener]\n", NAME ":4: [listener] needs a name: [listener NAME]\n");
+	expect_error(LISTENER "[listener]\n",
+	             NAME ":4: [listener] needs a name: [listener NAME]\n");
 	expect_error(LISTENER "[listener b!]\n",
-		     NAME ":4: listener name 'b!': use letters, digits, '-', '_', '.'\n");
+	             NAME ":4: listener name 'b!': use letters, digits, '-', '_', '.'\n");
 	expect_error(LISTENER "[listener b c]\n",
-		     NAME ":4: listener name 'b c': use letters, digits, '-', '_', '.'\n");
+	             NAME ":4: listener name 'b c': use letters, digits, '-', '_', '.'\n");
 	expect_error(LISTENER "[listeners]\n",
-		     NAME ":4: unknown section [listeners] (expected server, tls, listener NAME, "
-			  "delivery, limits)\n");
+	             NAME ":4: unknown section [listeners] (expected server, tls, listener NAME, "
+	                  "delivery, limits)\n");
 	/* malformed section headers */
 	expect_error(LISTENER "[server\nhostname = a.example\n",
-		     NAME ":4: malformed section header\n");
+	             NAME ":4: malformed section header\n");
 	expect_error(LISTENER "[server] x\n", NAME ":4: malformed section header\n");
 	expect_error(LISTENER "[server]]\n", NAME ":4: malformed section header\n");
 	/* a comment after a header is fine */
@@ -800,39 +836,39 @@ static void test_error_messages(void **state)
 	config_unref(&c);
 	/* a key before any section */
 	expect_error("hostname = a.example\n" LISTENER,
-		     NAME ":1: 'hostname' is outside of any section\n");
+	             NAME ":1: 'hostname' is outside of any section\n");
 	/* a line that is not key = value */
 	expect_error(LISTENER "[server]\nhostname a.example\n",
-		     NAME ":5: expected 'key = value'\n");
+	             NAME ":5: expected 'key = value'\n");
 	/* a bad value names the key and the value */
 	expect_error(LISTENER "[limits]\nmax_recipients = many\n",
-		     NAME ":5: max_recipients: 'many': expected a number from 1 to 100000\n");
+	             NAME ":5: max_recipients: 'many': expected a number from 1 to 100000\n");
 	expect_error(LISTENER "[limits]\ncommand_timeout = 5x\n",
-		     NAME ":5: command_timeout: '5x': expected a duration such as 30s, 5m, 4h "
-			  "or 5d\n");
-	expect_error(LISTENER "[limits]\nauth_failures = 5\n",
-		     NAME ":5: auth_failures: '5': expected a rate COUNT/DURATION such as 500/1h\n");
+	             NAME ":5: command_timeout: '5x': expected a duration such as 30s, 5m, 4h "
+	                  "or 5d\n");
+	expect_error(LISTENER "[limits]\nauth_failures = 5\n", NAME
+	             ":5: auth_failures: '5': expected a rate COUNT/DURATION such as 500/1h\n");
 	expect_error(LISTENER "[limits]\nmax_message_size = 2G\n",
-		     NAME ":5: max_message_size: must be between 1K and 512M\n");
+	             NAME ":5: max_message_size: must be between 1K and 512M\n");
 	expect_error(LISTENER "[server]\nstate_dir = var/lib\n",
-		     NAME ":5: state_dir: 'var/lib' is not an absolute path\n");
+	             NAME ":5: state_dir: 'var/lib' is not an absolute path\n");
 	expect_error("[listener a]\nlisten = 127.0.0.1:2525\ntls = maybe\n",
-		     NAME ":3: tls: 'maybe': expected none, starttls or implicit\n");
+	             NAME ":3: tls: 'maybe': expected none, starttls or implicit\n");
 	expect_error("[listener a]\nlisten = 127.0.0.1:2525\ntls = none\nauth = sometimes\n",
-		     NAME ":4: auth: 'sometimes': expected required, optional or off\n");
+	             NAME ":4: auth: 'sometimes': expected required, optional or off\n");
 	expect_error("[listener a]\nlisten = 127.0.0.1:2525\ntls = none\nplaintext_auth = 2\n",
-		     NAME ":4: plaintext_auth: '2': expected yes or no\n");
+	             NAME ":4: plaintext_auth: '2': expected yes or no\n");
 	/* ports 0 and 65536 */
 	expect_error("[listener a]\nlisten = 127.0.0.1:0\ntls = none\n",
-		     NAME ":2: listen: '127.0.0.1:0': port must be a number from 1 to 65535\n");
+	             NAME ":2: listen: '127.0.0.1:0': port must be a number from 1 to 65535\n");
 	expect_error("[listener a]\nlisten = [::1]:65536\ntls = none\n",
-		     NAME ":2: listen: '[::1]:65536': port must be a number from 1 to 65535\n");
+	             NAME ":2: listen: '[::1]:65536': port must be a number from 1 to 65535\n");
 	expect_error("[listener a]\nlisten =\ntls = none\n", NAME ":2: listen: no address given\n");
 	expect_error("[listener a]\ntls = none\n",
-		     NAME ":1: listener 'a' has no 'listen' addresses\n");
+	             NAME ":1: listener 'a' has no 'listen' addresses\n");
 	/* no listener at all */
 	expect_error("[server]\nhostname = a.example\n",
-		     NAME ": no [listener NAME] section: detourd would accept nothing\n");
+	             NAME ": no [listener NAME] section: detourd would accept nothing\n");
 	expect_error("", NAME ": no [listener NAME] section: detourd would accept nothing\n");
 }
 
@@ -848,11 +884,11 @@ static void test_same_address_other_spelling(void **state)
 	    {"[2001:db8::1]:587", "[2001:db8:0::1]:587"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(spellings); i++) {
-		char *text = xasprintf("[listener a]\nlisten = %s\ntls = none\n"
-				       "[listener b]\nlisten = %s\ntls = none\n",
-				       spellings[i][0], spellings[i][1]);
-		expect_error_at(text, 4, "is already used by listener 'a'");
-		free(text);
+		char *text = track(xasprintf("[listener a]\nlisten = %s\ntls = none\n"
+		                             "[listener b]\nlisten = %s\ntls = none\n",
+		                             spellings[i][0], spellings[i][1]));
+		/* named at the second listener's listen line */
+		expect_error_at(text, 5, "is already used by listener 'a'");
 	}
 }
 
@@ -862,26 +898,26 @@ static void test_retry_messages(void **state)
 	(void)state;
 	expect_error(LISTENER "[delivery]\nretry =\n", NAME ":5: retry: no interval given\n");
 	expect_error(LISTENER "[delivery]\nretry = 0\n",
-		     NAME ":5: retry: '0': must be longer than 0s\n");
+	             NAME ":5: retry: '0': must be longer than 0s\n");
 	expect_error(LISTENER "[delivery]\nretry = 5q\n",
-		     NAME ":5: retry: '5q': expected a duration such as 30s, 5m, 4h or 5d\n");
+	             NAME ":5: retry: '5q': expected a duration such as 30s, 5m, 4h or 5d\n");
 	expect_error(LISTENER "[delivery]\nretry = 5q 0s 1m\n",
-		     NAME ":5: retry: '5q': expected a duration such as 30s, 5m, 4h or 5d\n" NAME
-			  ":5: retry: '0s': must be longer than 0s\n");
+	             NAME ":5: retry: '5q': expected a duration such as 30s, 5m, 4h or 5d\n" NAME
+	                  ":5: retry: '0s': must be longer than 0s\n");
 }
 
 static void test_same_address_twice(void **state)
 {
 	(void)state;
-	/* in two listeners: reported at the second listener */
+	/* in two listeners: reported at the second listener's listen line */
 	expect_error(LISTENER "[listener b]\nlisten = 127.0.0.2:25 127.0.0.1:2525\ntls = none\n",
-		     NAME ":4: listener 'b': 127.0.0.1:2525 is already used by listener 'a'\n");
+	             NAME ":5: listener 'b': 127.0.0.1:2525 is already used by listener 'a'\n");
 	/* in one listener */
 	expect_error("[listener a]\nlisten = 127.0.0.1:25 127.0.0.1:25\ntls = none\n",
-		     NAME ":1: listener 'a': 127.0.0.1:25 is already used by listener 'a'\n");
+	             NAME ":2: listener 'a': 127.0.0.1:25 is already used by listener 'a'\n");
 	/* the same port on different addresses is fine */
 	struct config *c = load_ok("[listener a]\nlisten = 127.0.0.1:25 [::1]:25 127.0.0.2:25\n"
-				   "tls = none\n");
+	                           "tls = none\n");
 	assert_int_equal(c->listeners[0].n_addrs, 3);
 	config_unref(&c);
 }
@@ -894,36 +930,35 @@ static void test_tls_listener_without_certificate(void **state)
 	(void)state;
 	/* a TLS listener (tls defaults to starttls) without [tls] */
 	expect_error_at("[server]\nhostname = a.example\n"
-			"[listener a]\nlisten = 127.0.0.1:2525\n",
-			3, "certificate");
+	                "[listener a]\nlisten = 127.0.0.1:2525\n",
+	                3, "certificate");
 	/* [tls] with only one of its two keys */
 	expect_error_at("[listener a]\nlisten = 127.0.0.1:2525\ntls = implicit\n"
-			"[tls]\ncertificate = /c.pem\n",
-			1, "private_key");
+	                "[tls]\ncertificate = /c.pem\n",
+	                1, "private_key");
 }
 
 static void test_smarthost_user_without_password(void **state)
 {
 	(void)state;
 	expect_error_at(LISTENER "[delivery]\nsmarthost = up.example:587\n"
-				 "smarthost_user = relay@example.net\n",
-			6, "smarthost_password_file");
+	                         "smarthost_user = relay@example.net\n",
+	                6, "smarthost_password_file");
 }
 
 static void test_smarthost_tls_none_with_credentials(void **state)
 {
 	(void)state;
 	char *e = load_err(LISTENER "[delivery]\nsmarthost = up.example:587\n"
-				    "smarthost_tls = none\n"
-				    "smarthost_user = relay@example.net\n"
-				    "smarthost_password_file = /etc/pw\n");
+	                            "smarthost_tls = none\n"
+	                            "smarthost_user = relay@example.net\n"
+	                            "smarthost_password_file = /etc/pw\n");
 	if (strncmp(e, NAME ":6: ", strlen(NAME ":6: ")) != 0 &&
 	    strncmp(e, NAME ":7: ", strlen(NAME ":7: ")) != 0)
 		fail_msg("smarthost_tls = none with credentials: got '%s', want it at line 6 "
-			 "(smarthost_tls) or 7 (smarthost_user)",
-			 e);
+		         "(smarthost_tls) or 7 (smarthost_user)",
+		         e);
 	assert_non_null(strstr(e, "none"));
-	free(e);
 }
 
 static void test_cross_key_errors_text(void **state)
@@ -931,21 +966,18 @@ static void test_cross_key_errors_text(void **state)
 	(void)state;
 	/* what the three messages say, whatever line they name */
 	char *e = load_err("[listener a]\nlisten = 127.0.0.1:2525\n");
-	assert_non_null(strstr(e, "a listener uses TLS (tls = starttls or implicit), so [tls] "
-				  "needs 'certificate' and 'private_key'\n"));
-	free(e);
+	assert_non_null(strstr(e, "listener 'a' uses TLS (tls = starttls or implicit), so [tls] "
+	                          "needs 'certificate' and 'private_key'\n"));
 	e = load_err(LISTENER "[delivery]\nsmarthost_user = u\n");
 	assert_non_null(strstr(e, "smarthost_user needs smarthost_password_file\n"));
-	free(e);
 	e = load_err(LISTENER "[delivery]\nsmarthost_tls = none\nsmarthost_user = u\n"
-			      "smarthost_password_file = /p\n");
+	                      "smarthost_password_file = /p\n");
 	assert_non_null(strstr(e, "smarthost_tls = none cannot be used with credentials: they "
-				  "would travel in plaintext\n"));
-	free(e);
+	                          "would travel in plaintext\n"));
 	/* and their absence when all is in place */
 	struct config *c = load_ok("[listener a]\nlisten = 127.0.0.1:2525\ntls = implicit\n"
-				   "[tls]\ncertificate = /c\nprivate_key = /k\n"
-				   "[delivery]\nsmarthost_tls = none\nsmarthost = up.example\n");
+	                           "[tls]\ncertificate = /c\nprivate_key = /k\n"
+	                           "[delivery]\nsmarthost_tls = none\nsmarthost = up.example\n");
 	config_unref(&c);
 }
 
@@ -953,22 +985,22 @@ static void test_several_errors_together(void **state)
 {
 	(void)state;
 	char *e = load_err("[server]\n"
-			   "hostname = -bad\n"	  /* 2 */
-			   "colour = blue\n"	  /* 3 */
-			   "[limits]\n"		  /* 4 */
-			   "max_recipients = 0\n" /* 5 */
-			   "[nope]\n"		  /* 6 */
-			   "x = 1\n"		  /* 7: inside the unknown section */
-			   "[listener a]\n"	  /* 8 */
-			   "listen = 127.0.0.1:99999\n" /* 9 */);
-	assert_string_equal(e, NAME ":2: hostname: '-bad' is not a valid host name\n" NAME
-			       ":3: unknown key 'colour' in [server]\n" NAME
-			       ":5: max_recipients: '0': expected a number from 1 to 100000\n" NAME
-			       ":6: unknown section [nope] (expected server, tls, listener NAME, "
-			       "delivery, limits)\n" NAME
-			       ":9: listen: '127.0.0.1:99999': port must be a number from 1 to "
-			       "65535\n");
-	free(e);
+	                   "hostname = -bad\n"    /* 2 */
+	                   "colour = blue\n"      /* 3 */
+	                   "[limits]\n"           /* 4 */
+	                   "max_recipients = 0\n" /* 5 */
+	                   "[nope]\n"             /* 6 */
+	                   "x = 1\n"              /* 7: inside the unknown section */
+	                   "[listener a]\n"       /* 8 */
+	                   "listen = 127.0.0.1:99999\n" /* 9 */);
+	assert_string_equal(e, NAME
+	                    ":2: hostname: '-bad' is not a valid host name\n" NAME
+	                    ":3: unknown key 'colour' in [server]\n" NAME
+	                    ":5: max_recipients: '0': expected a number from 1 to 100000\n" NAME
+	                    ":6: unknown section [nope] (expected server, tls, listener NAME, "
+	                    "delivery, limits)\n" NAME
+	                    ":9: listen: '127.0.0.1:99999': port must be a number from 1 to "
+	                    "65535\n");
 }
 
 /* line_of - "resolver = 127.0.0.1:5353 <spaces> 127.0.0.2:5353" of exactly
@@ -984,7 +1016,7 @@ static char *line_of(size_t len)
 	memset(s + h, ' ', len - h - t);
 	memcpy(s + len - t, tail, t);
 	s[len] = '\0';
-	return s;
+	return track(s);
 }
 
 static void test_line_length_limit(void **state)
@@ -992,46 +1024,37 @@ static void test_line_length_limit(void **state)
 	(void)state;
 	/* exactly CONFIG_LINE_MAX characters: accepted, the value whole */
 	char *line = line_of(CONFIG_LINE_MAX);
-	char *text = xasprintf(LISTENER "[delivery]\n%s\nmx_port = 2525\n", line);
+	char *text = track(xasprintf(LISTENER "[delivery]\n%s\nmx_port = 2525\n", line));
 	struct config *c = load_ok(text);
 	assert_string_equal(c->resolver, line + strlen("resolver = "));
 	assert_int_equal(c->mx_port, 2525);
 	config_unref(&c);
-	free(text);
 	/* the same as the last line, without a line end */
-	text = xasprintf(LISTENER "[delivery]\n%s", line);
+	text = track(xasprintf(LISTENER "[delivery]\n%s", line));
 	c = load_ok(text);
 	assert_string_equal(c->resolver, line + strlen("resolver = "));
 	config_unref(&c);
-	free(text);
-	free(line);
 	/* one more: refused, and the line's content is not used */
 	line = line_of(CONFIG_LINE_MAX + 1);
-	text = xasprintf(LISTENER "[delivery]\n%s\nmx_port = 2525\n", line);
+	text = track(xasprintf(LISTENER "[delivery]\n%s\nmx_port = 2525\n", line));
 	expect_error(text, NAME ":5: line longer than 1024 characters\n");
-	free(text);
-	free(line);
 	/* far longer: still one error, and the line count stays right */
 	line = line_of(10000);
-	text = xasprintf(LISTENER "[delivery]\n%s\nmx_port = 0\n", line);
+	text = track(xasprintf(LISTENER "[delivery]\n%s\nmx_port = 0\n", line));
 	expect_error(text, NAME ":5: line longer than 1024 characters\n" NAME
-			   ":6: mx_port: '0': expected a number from 1 to 65535\n");
-	free(text);
-	free(line);
+	                        ":6: mx_port: '0': expected a number from 1 to 65535\n");
 	/* a comment line at the limit and past it */
 	char comment[CONFIG_LINE_MAX + 2];
 	memset(comment, 'c', sizeof(comment));
 	comment[0] = ';';
 	comment[CONFIG_LINE_MAX] = '\0';
-	text = xasprintf(LISTENER "%s\n", comment);
+	text = track(xasprintf(LISTENER "%s\n", comment));
 	c = load_ok(text);
 	config_unref(&c);
-	free(text);
 	comment[CONFIG_LINE_MAX] = 'c';
 	comment[CONFIG_LINE_MAX + 1] = '\0';
-	text = xasprintf(LISTENER "%s\n", comment);
+	text = track(xasprintf(LISTENER "%s\n", comment));
 	expect_error(text, NAME ":4: line longer than 1024 characters\n");
-	free(text);
 }
 
 static void test_line_length_limit_crlf(void **state)
@@ -1040,25 +1063,22 @@ static void test_line_length_limit_crlf(void **state)
 	/* The limit is on the line's characters; the line end, LF or CRLF,
 	 * is not one of them (the same file must load on either). */
 	char *line = line_of(CONFIG_LINE_MAX);
-	char *text = xasprintf("[listener a]\r\nlisten = 127.0.0.1:2525\r\ntls = none\r\n"
-			       "[delivery]\r\n%s\r\nmx_port = 2525\r\n",
-			       line);
+	char *text = track(xasprintf("[listener a]\r\nlisten = 127.0.0.1:2525\r\ntls = none\r\n"
+	                             "[delivery]\r\n%s\r\nmx_port = 2525\r\n",
+	                             line));
 	struct config *c = load_ok(text);
 	assert_string_equal(c->resolver, line + strlen("resolver = "));
 	config_unref(&c);
-	free(text);
-	free(line);
 	line = line_of(CONFIG_LINE_MAX + 1);
-	text = xasprintf("[listener a]\r\nlisten = 127.0.0.1:2525\r\ntls = none\r\n"
-			 "[delivery]\r\n%s\r\n",
-			 line);
+	text = track(xasprintf("[listener a]\r\nlisten = 127.0.0.1:2525\r\ntls = none\r\n"
+	                       "[delivery]\r\n%s\r\n",
+	                       line));
 	expect_error(text, NAME ":5: line longer than 1024 characters\n");
-	free(text);
-	free(line);
 }
 
-/* load_file - write data (which may hold NULs) to a temporary file and
- * load it; returns the errors (caller frees), with the path in path_r. */
+/* load_file_err - write data (which may hold NULs) to a temporary file and
+ * load it; returns the errors (freed by the teardown), with the path in
+ * path_r. */
 static char *load_file_err(const void *data, size_t len, char path_r[64])
 {
 	const char *tmp = getenv("TMPDIR");
@@ -1075,7 +1095,7 @@ static char *load_file_err(const void *data, size_t len, char path_r[64])
 		fail_msg("%s loaded", path_r);
 	}
 	assert_non_null(errors);
-	return errors;
+	return track(errors);
 }
 
 static void test_nul_byte(void **state)
@@ -1086,13 +1106,11 @@ static void test_nul_byte(void **state)
 	char *e = load_file_err(data, sizeof(data) - 1, path);
 	snprintf(want, sizeof(want), "%s:5: NUL byte in line\n", path);
 	assert_string_equal(e, want);
-	free(e);
 	/* a NUL on a comment line is refused as well */
 	static const char data2[] = "; comment \0 here\n" LISTENER;
 	e = load_file_err(data2, sizeof(data2) - 1, path);
 	snprintf(want, sizeof(want), "%s:1: NUL byte in line\n", path);
 	assert_string_equal(e, want);
-	free(e);
 }
 
 static void test_load_file(void **state)
@@ -1105,7 +1123,7 @@ static void test_load_file(void **state)
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, spec_example, strlen(spec_example)),
-			 (ssize_t)strlen(spec_example));
+	                 (ssize_t)strlen(spec_example));
 	close(fd);
 	char *errors = NULL;
 	struct config *c = config_load(path, &errors);
@@ -1138,7 +1156,7 @@ static void test_count_limits(void **state)
 	snprintf(buf + o, sizeof(buf) - o, " 127.0.0.1:999");
 	char want[128];
 	snprintf(want, sizeof(want), NAME ":3: listen: more than %d addresses\n",
-		 CONFIG_LISTEN_ADDRS_MAX);
+	         CONFIG_LISTEN_ADDRS_MAX);
 	expect_error(buf, want);
 
 	/* CONFIG_TRUSTED_MAX networks, and one more */
@@ -1150,22 +1168,22 @@ static void test_count_limits(void **state)
 	config_unref(&c);
 	snprintf(buf + o, sizeof(buf) - o, " 10.1.0.0/16");
 	snprintf(want, sizeof(want), NAME ":5: trusted: more than %d networks\n",
-		 CONFIG_TRUSTED_MAX);
+	         CONFIG_TRUSTED_MAX);
 	expect_error(buf, want);
 
 	/* CONFIG_LISTENERS_MAX listeners, and one more */
 	char *text = xmalloc(64 * (CONFIG_LISTENERS_MAX + 2));
 	o = 0;
 	for (int i = 0; i < CONFIG_LISTENERS_MAX; i++)
-		o += (size_t)sprintf(text + o, "[listener l%d]\nlisten = 127.0.0.1:%d\ntls = none\n",
-				     i, 2000 + i);
+		o += (size_t)sprintf(
+		    text + o, "[listener l%d]\nlisten = 127.0.0.1:%d\ntls = none\n", i, 2000 + i);
 	c = load_ok(text);
 	assert_int_equal(c->n_listeners, CONFIG_LISTENERS_MAX);
 	assert_string_equal(c->listeners[CONFIG_LISTENERS_MAX - 1].name, "l63");
 	config_unref(&c);
 	sprintf(text + o, "[listener extra]\nlisten = 127.0.0.1:1999\n");
 	snprintf(want, sizeof(want), NAME ":%d: more than %d listeners\n",
-		 3 * CONFIG_LISTENERS_MAX + 1, CONFIG_LISTENERS_MAX);
+	         3 * CONFIG_LISTENERS_MAX + 1, CONFIG_LISTENERS_MAX);
 	expect_error(text, want);
 	free(text);
 }
@@ -1189,9 +1207,8 @@ static bool trusted6(const struct config *c, const char *ip)
 static void test_is_trusted(void **state)
 {
 	(void)state;
-	struct config *c =
-	    load_ok(LISTENER "[server]\ntrusted = 127.0.0.0/8 ::1 192.0.2.128/25 "
-			     "2001:db8:8000::/33 198.51.100.7\n");
+	struct config *c = load_ok(LISTENER "[server]\ntrusted = 127.0.0.0/8 ::1 192.0.2.128/25 "
+	                                    "2001:db8:8000::/33 198.51.100.7\n");
 	assert_true(trusted4(c, "127.0.0.1"));
 	assert_true(trusted4(c, "127.255.255.255"));
 	assert_false(trusted4(c, "128.0.0.1"));
@@ -1259,32 +1276,32 @@ static void test_ref_unref(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_duration),
-	    cmocka_unit_test(test_parse_size),
-	    cmocka_unit_test(test_parse_rate),
-	    cmocka_unit_test(test_parse_bool),
-	    cmocka_unit_test(test_parse_addr),
-	    cmocka_unit_test(test_parse_cidr),
-	    cmocka_unit_test(test_spec_example),
-	    cmocka_unit_test(test_every_key),
-	    cmocka_unit_test(test_defaults),
-	    cmocka_unit_test(test_key_bounds),
-	    cmocka_unit_test(test_error_messages),
-	    cmocka_unit_test(test_retry_messages),
-	    cmocka_unit_test(test_same_address_twice),
-	    cmocka_unit_test(test_same_address_other_spelling),
-	    cmocka_unit_test(test_tls_listener_without_certificate),
-	    cmocka_unit_test(test_smarthost_user_without_password),
-	    cmocka_unit_test(test_smarthost_tls_none_with_credentials),
-	    cmocka_unit_test(test_cross_key_errors_text),
-	    cmocka_unit_test(test_several_errors_together),
-	    cmocka_unit_test(test_line_length_limit),
-	    cmocka_unit_test(test_line_length_limit_crlf),
-	    cmocka_unit_test(test_nul_byte),
-	    cmocka_unit_test(test_load_file),
-	    cmocka_unit_test(test_count_limits),
-	    cmocka_unit_test(test_is_trusted),
-	    cmocka_unit_test(test_ref_unref),
+	    cmocka_unit_test_teardown(test_parse_duration, free_tracked),
+	    cmocka_unit_test_teardown(test_parse_size, free_tracked),
+	    cmocka_unit_test_teardown(test_parse_rate, free_tracked),
+	    cmocka_unit_test_teardown(test_parse_bool, free_tracked),
+	    cmocka_unit_test_teardown(test_parse_addr, free_tracked),
+	    cmocka_unit_test_teardown(test_parse_cidr, free_tracked),
+	    cmocka_unit_test_teardown(test_spec_example, free_tracked),
+	    cmocka_unit_test_teardown(test_every_key, free_tracked),
+	    cmocka_unit_test_teardown(test_defaults, free_tracked),
+	    cmocka_unit_test_teardown(test_key_bounds, free_tracked),
+	    cmocka_unit_test_teardown(test_error_messages, free_tracked),
+	    cmocka_unit_test_teardown(test_retry_messages, free_tracked),
+	    cmocka_unit_test_teardown(test_same_address_twice, free_tracked),
+	    cmocka_unit_test_teardown(test_same_address_other_spelling, free_tracked),
+	    cmocka_unit_test_teardown(test_tls_listener_without_certificate, free_tracked),
+	    cmocka_unit_test_teardown(test_smarthost_user_without_password, free_tracked),
+	    cmocka_unit_test_teardown(test_smarthost_tls_none_with_credentials, free_tracked),
+	    cmocka_unit_test_teardown(test_cross_key_errors_text, free_tracked),
+	    cmocka_unit_test_teardown(test_several_errors_together, free_tracked),
+	    cmocka_unit_test_teardown(test_line_length_limit, free_tracked),
+	    cmocka_unit_test_teardown(test_line_length_limit_crlf, free_tracked),
+	    cmocka_unit_test_teardown(test_nul_byte, free_tracked),
+	    cmocka_unit_test_teardown(test_load_file, free_tracked),
+	    cmocka_unit_test_teardown(test_count_limits, free_tracked),
+	    cmocka_unit_test_teardown(test_is_trusted, free_tracked),
+	    cmocka_unit_test_teardown(test_ref_unref, free_tracked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

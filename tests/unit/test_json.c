@@ -85,17 +85,17 @@ static void test_control_characters(void **state)
 static void test_valid_utf8(void **state)
 {
 	(void)state;
-	check("caf\xc3\xa9", "\"caf\xc3\xa9\"");                /* U+00E9 */
-	check("\xc2\x80", "\"\xc2\x80\"");                      /* U+0080, smallest 2-byte */
-	check("\xdf\xbf", "\"\xdf\xbf\"");                      /* U+07FF */
-	check("\xe0\xa0\x80", "\"\xe0\xa0\x80\"");              /* U+0800 */
-	check("\xe2\x82\xac", "\"\xe2\x82\xac\"");              /* U+20AC euro */
-	check("\xed\x9f\xbf", "\"\xed\x9f\xbf\"");              /* U+D7FF, below surrogates */
-	check("\xee\x80\x80", "\"\xee\x80\x80\"");              /* U+E000, above them */
-	check("\xef\xbf\xbf", "\"\xef\xbf\xbf\"");              /* U+FFFF */
-	check("\xf0\x90\x80\x80", "\"\xf0\x90\x80\x80\"");      /* U+10000 */
-	check("\xf0\x9f\x93\xa7", "\"\xf0\x9f\x93\xa7\"");      /* U+1F4E7 e-mail symbol */
-	check("\xf4\x8f\xbf\xbf", "\"\xf4\x8f\xbf\xbf\"");      /* U+10FFFF */
+	check("caf\xc3\xa9", "\"caf\xc3\xa9\"");           /* U+00E9 */
+	check("\xc2\x80", "\"\xc2\x80\"");                 /* U+0080, smallest 2-byte */
+	check("\xdf\xbf", "\"\xdf\xbf\"");                 /* U+07FF */
+	check("\xe0\xa0\x80", "\"\xe0\xa0\x80\"");         /* U+0800 */
+	check("\xe2\x82\xac", "\"\xe2\x82\xac\"");         /* U+20AC euro */
+	check("\xed\x9f\xbf", "\"\xed\x9f\xbf\"");         /* U+D7FF, below surrogates */
+	check("\xee\x80\x80", "\"\xee\x80\x80\"");         /* U+E000, above them */
+	check("\xef\xbf\xbf", "\"\xef\xbf\xbf\"");         /* U+FFFF */
+	check("\xf0\x90\x80\x80", "\"\xf0\x90\x80\x80\""); /* U+10000 */
+	check("\xf0\x9f\x93\xa7", "\"\xf0\x9f\x93\xa7\""); /* U+1F4E7 e-mail symbol */
+	check("\xf4\x8f\xbf\xbf", "\"\xf4\x8f\xbf\xbf\""); /* U+10FFFF */
 	check("\xd1\x80\xd0\xbe\xd1\x81", "\"\xd1\x80\xd0\xbe\xd1\x81\""); /* Cyrillic */
 }
 
@@ -103,13 +103,13 @@ static void test_invalid_utf8(void **state)
 {
 	(void)state;
 	/* each offending byte becomes one U+FFFD escape; what follows resumes */
-	check("\x80", "\"\\ufffd\"");                 /* lone continuation */
+	check("\x80", "\"\\ufffd\""); /* lone continuation */
 	check("\xbf", "\"\\ufffd\"");
-	check("a\xffz", "\"a\\ufffdz\"");             /* never valid */
+	check("a\xffz", "\"a\\ufffdz\""); /* never valid */
 	check("\xfe", "\"\\ufffd\"");
-	check("\xc0\xaf", "\"\\ufffd\\ufffd\"");      /* overlong '/' */
-	check("\xc1\xbf", "\"\\ufffd\\ufffd\"");      /* overlong */
-	check("\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\""); /* overlong 3-byte */
+	check("\xc0\xaf", "\"\\ufffd\\ufffd\"");                       /* overlong '/' */
+	check("\xc1\xbf", "\"\\ufffd\\ufffd\"");                       /* overlong */
+	check("\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\"");            /* overlong 3-byte */
 	check("\xf0\x80\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* overlong 4-byte */
 	check("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");            /* U+D800 surrogate */
 	check("\xed\xbf\xbf", "\"\\ufffd\\ufffd\\ufffd\"");            /* U+DFFF */
@@ -119,8 +119,12 @@ static void test_invalid_utf8(void **state)
 	check("\xc3", "\"\\ufffd\"");
 	check("\xe2\x82", "\"\\ufffd\\ufffd\"");
 	check("\xf0\x9f\x93", "\"\\ufffd\\ufffd\\ufffd\"");
-	check("\xc3" "A", "\"\\ufffdA\"");
-	check("\xe2\x82" "\"", "\"\\ufffd\\ufffd\\\"\"");
+	check("\xc3"
+	      "A",
+	      "\"\\ufffdA\"");
+	check("\xe2\x82"
+	      "\"",
+	      "\"\\ufffd\\ufffd\\\"\"");
 	/* a continuation byte that is a control character in disguise */
 	check("\xc3\n", "\"\\ufffd\\u000a\"");
 	/* valid after invalid */
@@ -130,10 +134,8 @@ static void test_invalid_utf8(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_null_and_empty),
-	    cmocka_unit_test(test_quotes_backslash),
-	    cmocka_unit_test(test_control_characters),
-	    cmocka_unit_test(test_valid_utf8),
+	    cmocka_unit_test(test_null_and_empty),     cmocka_unit_test(test_quotes_backslash),
+	    cmocka_unit_test(test_control_characters), cmocka_unit_test(test_valid_utf8),
 	    cmocka_unit_test(test_invalid_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -137,8 +137,8 @@ static void test_logline_format(void **state)
 	logline_str(&l, "none", NULL);
 	logline_mem(&l, "mem", "xy\0z", 4);
 	assert_string_equal(l.buf, "smtp.connect client=192.0.2.1 helo=\"evil\\x0d\\x0asmtp.auth "
-				   "ok=1\" n=-42 big=9223372036854775807 ms=1.005 none=\"\" "
-				   "mem=\"xy\\x00z\"");
+	                           "ok=1\" n=-42 big=9223372036854775807 ms=1.005 none=\"\" "
+	                           "mem=\"xy\\x00z\"");
 	assert_int_equal(l.len, strlen(l.buf));
 	assert_false(l.truncated);
 }
@@ -253,8 +253,8 @@ static void test_emit_one_line(void **state)
 	const char *tail = " test_log[";
 	assert_non_null(strstr(out, tail));
 	char want[256];
-	snprintf(want, sizeof(want), "test_log[%d]: info smtp.helo name=\"x\\x0ay.z info auth.ok\"\n",
-		 (int)getpid());
+	snprintf(want, sizeof(want),
+	         "test_log[%d]: info smtp.helo name=\"x\\x0ay.z info auth.ok\"\n", (int)getpid());
 	assert_non_null(strstr(out, want));
 	assert_int_equal(strlen(strstr(out, want)), strlen(want));
 	/* starts with an RFC 3339 UTC time stamp with milliseconds */
@@ -301,14 +301,10 @@ int main(void)
 {
 	log_open("test_log", true, LOG_LEVEL_INFO);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_quote_bare),
-	    cmocka_unit_test(test_quote_quoted),
-	    cmocka_unit_test(test_quote_newline),
-	    cmocka_unit_test(test_quote_small_buffer),
-	    cmocka_unit_test(test_logline_format),
-	    cmocka_unit_test(test_logline_truncation),
-	    cmocka_unit_test(test_emit_one_line),
-	    cmocka_unit_test(test_emit_long_lines),
+	    cmocka_unit_test(test_quote_bare),     cmocka_unit_test(test_quote_quoted),
+	    cmocka_unit_test(test_quote_newline),  cmocka_unit_test(test_quote_small_buffer),
+	    cmocka_unit_test(test_logline_format), cmocka_unit_test(test_logline_truncation),
+	    cmocka_unit_test(test_emit_one_line),  cmocka_unit_test(test_emit_long_lines),
 	    cmocka_unit_test(test_emit_filtered),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,11 +28,9 @@ static struct smtp_addr path(const char *s)
 {
 	struct smtp_addr a;
 	size_t consumed = 0;
-	enum smtp_addr_result r =
-	    smtp_addr_parse_path(s, strlen(s),
-				 SMTP_ADDR_ALLOW_NULL | SMTP_ADDR_ALLOW_POSTMASTER |
-				     SMTP_ADDR_ALLOW_UTF8,
-				 &a, &consumed);
+	enum smtp_addr_result r = smtp_addr_parse_path(
+	    s, strlen(s), SMTP_ADDR_ALLOW_NULL | SMTP_ADDR_ALLOW_POSTMASTER | SMTP_ADDR_ALLOW_UTF8,
+	    &a, &consumed);
 	if (r != SMTP_ADDR_OK)
 		fail_msg("test address %s does not parse: %d", s, (int)r);
 	return a;
@@ -107,7 +105,7 @@ static void test_trusted(void **state)
 	(void)state;
 	enum smtp_reply_id r;
 	static const enum listener_auth modes[] = {LISTENER_AUTH_REQUIRED, LISTENER_AUTH_OPTIONAL,
-						   LISTENER_AUTH_OFF};
+	                                           LISTENER_AUTH_OFF};
 	for (size_t i = 0; i < 3; i++) {
 		struct policy_client c = client(true, modes[i], NULL);
 		/* any sender, including the null sender (bounces from local MTAs) */
@@ -127,13 +125,13 @@ static void test_authenticated(void **state)
 	(void)state;
 	enum smtp_reply_id r;
 	static const enum listener_auth modes[] = {LISTENER_AUTH_REQUIRED, LISTENER_AUTH_OPTIONAL,
-						   LISTENER_AUTH_OFF};
+	                                           LISTENER_AUTH_OFF};
 	for (size_t i = 0; i < 3; i++) {
 		struct policy_client c = client(false, modes[i], "alice@example.org");
 		assert_true(mail(&c, "<alice@example.org>", &r));
 		assert_true(mail(&c, "<alice@EXAMPLE.org>", &r));
-		assert_true(mail(&c, "<other@example.org>", &r));	/* @example.org */
-		assert_true(mail(&c, "<sales@example.com>", &r));	/* exact pattern */
+		assert_true(mail(&c, "<other@example.org>", &r)); /* @example.org */
+		assert_true(mail(&c, "<sales@example.com>", &r)); /* exact pattern */
 		assert_true(mail(&c, "<sales@Example.COM>", &r));
 		assert_false(mail(&c, "<Sales@example.com>", &r)); /* local part exact */
 		assert_int_equal(r, SMTP_R_SENDER_DENIED);
@@ -192,8 +190,7 @@ static void test_sender_matches(void **state)
 	assert_true(policy_sender_matches("alice@example.org", "alice@Example.Org", none, 0));
 	assert_false(policy_sender_matches("Alice@example.org", "alice@example.org", none, 0));
 	assert_false(policy_sender_matches("alice@example.org", "ALICE@example.org", none, 0));
-	assert_false(policy_sender_matches("alice@example.org.evil", "alice@example.org", none,
-					   0));
+	assert_false(policy_sender_matches("alice@example.org.evil", "alice@example.org", none, 0));
 	assert_false(policy_sender_matches("alic@example.org", "alice@example.org", none, 0));
 	assert_false(policy_sender_matches("alicee@example.org", "alice@example.org", none, 0));
 	assert_false(policy_sender_matches("alice@example.or", "alice@example.org", none, 0));
@@ -226,11 +223,11 @@ static void test_sender_matches(void **state)
 	assert_false(policy_sender_matches("\"a@B\"@example.net", NULL, quoted, 1));
 	assert_false(policy_sender_matches("a@b@example.net", NULL, quoted, 1));
 	assert_true(policy_sender_matches("\"x@evil.example\"@example.net", NULL,
-					  (const char *const[]){"@example.net"}, 1));
+	                                  (const char *const[]){"@example.net"}, 1));
 	assert_false(policy_sender_matches("\"x@example.net\"@evil.example", NULL,
-					   (const char *const[]){"@example.net"}, 1));
-	assert_true(policy_sender_matches("\"me@home\"@example.org", "\"me@home\"@Example.org",
-					  none, 0));
+	                                   (const char *const[]){"@example.net"}, 1));
+	assert_true(
+	    policy_sender_matches("\"me@home\"@example.org", "\"me@home\"@Example.org", none, 0));
 	assert_false(policy_sender_matches("\"me@home\"@example.org", "me@home", none, 0));
 }
 
@@ -249,12 +246,9 @@ static void test_mail_with_quoted_sender(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_anonymous),
-	    cmocka_unit_test(test_trusted),
-	    cmocka_unit_test(test_authenticated),
-	    cmocka_unit_test(test_postmaster_refused),
-	    cmocka_unit_test(test_sender_matches),
-	    cmocka_unit_test(test_mail_with_quoted_sender),
+	    cmocka_unit_test(test_anonymous),      cmocka_unit_test(test_trusted),
+	    cmocka_unit_test(test_authenticated),  cmocka_unit_test(test_postmaster_refused),
+	    cmocka_unit_test(test_sender_matches), cmocka_unit_test(test_mail_with_quoted_sender),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,9 +20,9 @@
 #include "server/received.h"
 
 /* 1700000000 is Tue, 14 Nov 2023 22:13:20 UTC. */
-#define WHEN  ((time_t)1700000000)
-#define DATE  "Tue, 14 Nov 2023 22:13:20 +0000"
-#define QID   "0123456789ABCDEF"
+#define WHEN ((time_t)1700000000)
+#define DATE "Tue, 14 Nov 2023 22:13:20 +0000"
+#define QID  "0123456789ABCDEF"
 
 static struct received_info base_info(void)
 {
@@ -51,12 +51,12 @@ static void test_format_plain_ipv4(void **state)
 	(void)state;
 	struct received_info ri = base_info();
 	check_format(&ri, "Received: from laptop.example.org ([192.0.2.7])\r\n"
-			  "\tby relay.example.net (detour) with ESMTP id " QID ";\r\n"
-			  "\t" DATE "\r\n");
+	                  "\tby relay.example.net (detour) with ESMTP id " QID ";\r\n"
+	                  "\t" DATE "\r\n");
 	ri.esmtp = false;
 	check_format(&ri, "Received: from laptop.example.org ([192.0.2.7])\r\n"
-			  "\tby relay.example.net (detour) with SMTP id " QID ";\r\n"
-			  "\t" DATE "\r\n");
+	                  "\tby relay.example.net (detour) with SMTP id " QID ";\r\n"
+	                  "\t" DATE "\r\n");
 }
 
 static void test_format_ipv6(void **state)
@@ -65,12 +65,12 @@ static void test_format_ipv6(void **state)
 	struct received_info ri = base_info();
 	ri.client_addr = "2001:db8::1";
 	check_format(&ri, "Received: from laptop.example.org ([IPv6:2001:db8::1])\r\n"
-			  "\tby relay.example.net (detour) with ESMTP id " QID ";\r\n"
-			  "\t" DATE "\r\n");
+	                  "\tby relay.example.net (detour) with ESMTP id " QID ";\r\n"
+	                  "\t" DATE "\r\n");
 	ri.client_addr = "::1";
 	check_format(&ri, "Received: from laptop.example.org ([IPv6:::1])\r\n"
-			  "\tby relay.example.net (detour) with ESMTP id " QID ";\r\n"
-			  "\t" DATE "\r\n");
+	                  "\tby relay.example.net (detour) with ESMTP id " QID ";\r\n"
+	                  "\t" DATE "\r\n");
 }
 
 static void test_format_tls_auth_for(void **state)
@@ -82,35 +82,36 @@ static void test_format_tls_auth_for(void **state)
 	ri.authenticated = true;
 	ri.for_rcpt = "bob@example.com";
 	check_format(&ri, "Received: from laptop.example.org ([192.0.2.7])\r\n"
-			  "\tby relay.example.net (detour) with ESMTPSA id " QID "\r\n"
-			  "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n"
-			  "\t(authenticated as alice@example.org)\r\n"
-			  "\tfor <bob@example.com>;\r\n"
-			  "\t" DATE "\r\n");
+	                  "\tby relay.example.net (detour) with ESMTPSA id " QID "\r\n"
+	                  "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n"
+	                  "\t(authenticated as alice@example.org)\r\n"
+	                  "\tfor <bob@example.com>;\r\n"
+	                  "\t" DATE "\r\n");
 	/* several recipients: no "for" clause */
 	ri.for_rcpt = NULL;
 	check_format(&ri, "Received: from laptop.example.org ([192.0.2.7])\r\n"
-			  "\tby relay.example.net (detour) with ESMTPSA id " QID "\r\n"
-			  "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n"
-			  "\t(authenticated as alice@example.org)" ";\r\n"
-			  "\t" DATE "\r\n");
+	                  "\tby relay.example.net (detour) with ESMTPSA id " QID "\r\n"
+	                  "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)\r\n"
+	                  "\t(authenticated as alice@example.org)"
+	                  ";\r\n"
+	                  "\t" DATE "\r\n");
 	/* TLS only */
 	ri.account = NULL;
 	ri.authenticated = false;
 	check_format(&ri, "Received: from laptop.example.org ([192.0.2.7])\r\n"
-			  "\tby relay.example.net (detour) with ESMTPS id " QID "\r\n"
-			  "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384);\r\n"
-			  "\t" DATE "\r\n");
+	                  "\tby relay.example.net (detour) with ESMTPS id " QID "\r\n"
+	                  "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384);\r\n"
+	                  "\t" DATE "\r\n");
 	/* authenticated without TLS, one recipient */
 	ri.tls = NULL;
 	ri.account = "alice@example.org";
 	ri.authenticated = true;
 	ri.for_rcpt = "bob@example.com";
 	check_format(&ri, "Received: from laptop.example.org ([192.0.2.7])\r\n"
-			  "\tby relay.example.net (detour) with ESMTPA id " QID "\r\n"
-			  "\t(authenticated as alice@example.org)\r\n"
-			  "\tfor <bob@example.com>;\r\n"
-			  "\t" DATE "\r\n");
+	                  "\tby relay.example.net (detour) with ESMTPA id " QID "\r\n"
+	                  "\t(authenticated as alice@example.org)\r\n"
+	                  "\tfor <bob@example.com>;\r\n"
+	                  "\t" DATE "\r\n");
 }
 
 static void test_protocol_names(void **state)
@@ -217,8 +218,8 @@ static void test_counter_basic(void **state)
 	assert_int_equal(count("Subject: hi\r\n\r\nbody\r\n"), 0);
 	assert_int_equal(count("Received: from a\r\n\r\nbody\r\n"), 1);
 	assert_int_equal(count("Received: from a\r\nReceived: from b\r\n"
-			       "Subject: x\r\nReceived: from c\r\n\r\nbody\r\n"),
-			 3);
+	                       "Subject: x\r\nReceived: from c\r\n\r\nbody\r\n"),
+	                 3);
 	/* the header name is case-insensitive (RFC 5322 1.2.2) */
 	assert_int_equal(count("RECEIVED: a\r\nreceived: b\r\nReCeIvEd: c\r\n\r\n"), 3);
 	/* LF-only line ends count the same */
@@ -272,9 +273,8 @@ static void test_counter_many(void **state)
 	static char msg[60 * 40 + 64];
 	size_t len = 0;
 	for (int i = 0; i < 60; i++)
-		len += (size_t)snprintf(msg + len, sizeof(msg) - len,
-					"%s: from hop%d by x\r\n",
-					i % 2 ? "Received" : "received", i);
+		len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s: from hop%d by x\r\n",
+		                        i % 2 ? "Received" : "received", i);
 	len += (size_t)snprintf(msg + len, sizeof(msg) - len, "\r\nReceived: no\r\n");
 	assert_int_equal(count(msg), 60);
 	struct received_counter rc;

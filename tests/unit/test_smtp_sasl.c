@@ -42,7 +42,7 @@ static enum sasl_result plain_raw(const char *raw, size_t len, struct sasl_crede
 }
 
 static enum sasl_result plain(const char *authz, const char *user, const char *pass,
-			      struct sasl_credentials *cred)
+                              struct sasl_credentials *cred)
 {
 	static char raw[BIG];
 	size_t a = strlen(authz), u = strlen(user), p = strlen(pass);
@@ -71,7 +71,7 @@ static void test_plain_ok(void **state)
 	assert_string_equal(c.password, "tanstaaftanstaaf");
 	/* an authorization identity equal to the user */
 	assert_int_equal(plain("alice@example.org", "alice@example.org", "s3cret pass", &c),
-			 SASL_OK);
+	                 SASL_OK);
 	assert_string_equal(c.user, "alice@example.org");
 	assert_string_equal(c.password, "s3cret pass");
 	/* UTF-8 passwords are bytes like any other */
@@ -85,11 +85,10 @@ static void test_plain_other_authzid(void **state)
 	struct sasl_credentials c;
 	/* acting for another account is refused */
 	assert_int_equal(plain("bob@example.org", "alice@example.org", "pw", &c), SASL_MALFORMED);
-	assert_int_equal(plain("Alice@example.org", "alice@example.org", "pw", &c),
-			 SASL_MALFORMED);
+	assert_int_equal(plain("Alice@example.org", "alice@example.org", "pw", &c), SASL_MALFORMED);
 	assert_int_equal(plain("alice@example.or", "alice@example.org", "pw", &c), SASL_MALFORMED);
 	assert_int_equal(plain("alice@example.orgx", "alice@example.org", "pw", &c),
-			 SASL_MALFORMED);
+	                 SASL_MALFORMED);
 }
 
 static void test_plain_malformed(void **state)
@@ -130,12 +129,11 @@ static void test_plain_special(void **state)
 	assert_int_equal(sasl_plain_decode("**", 2, &c), SASL_BAD_BASE64);
 	assert_int_equal(sasl_plain_decode("*AAA", 4, &c), SASL_BAD_BASE64);
 	/* bad base64 */
-	assert_int_equal(sasl_plain_decode("AHRpbQB0YW5zdGFhZnRhbnN0YWF", 27, &c),
-			 SASL_BAD_BASE64);
+	assert_int_equal(sasl_plain_decode("AHRpbQB0YW5zdGFhZnRhbnN0YWF", 27, &c), SASL_BAD_BASE64);
 	assert_int_equal(sasl_plain_decode("AHRpbQB0YW5zdGFhZnRhbnN0YW!m", 28, &c),
-			 SASL_BAD_BASE64);
+	                 SASL_BAD_BASE64);
 	assert_int_equal(sasl_plain_decode("AHRpbQB0 YW5zdGFhZnRhbnN0YWFm", 29, &c),
-			 SASL_BAD_BASE64);
+	                 SASL_BAD_BASE64);
 	/* "\0a\0b" encodes as AGEAYg==; AGEAYh== has pad bits set */
 	assert_int_equal(sasl_plain_decode("AGEAYg==", 8, &c), SASL_OK);
 	assert_int_equal(sasl_plain_decode("AGEAYh==", 8, &c), SASL_BAD_BASE64);
@@ -235,12 +233,9 @@ static void test_login_limits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plain_ok),
-	    cmocka_unit_test(test_plain_other_authzid),
-	    cmocka_unit_test(test_plain_malformed),
-	    cmocka_unit_test(test_plain_special),
-	    cmocka_unit_test(test_plain_limits),
-	    cmocka_unit_test(test_login),
+	    cmocka_unit_test(test_plain_ok),        cmocka_unit_test(test_plain_other_authzid),
+	    cmocka_unit_test(test_plain_malformed), cmocka_unit_test(test_plain_special),
+	    cmocka_unit_test(test_plain_limits),    cmocka_unit_test(test_login),
 	    cmocka_unit_test(test_login_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

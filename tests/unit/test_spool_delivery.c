@@ -145,7 +145,7 @@ static struct spool_msg *new_msg(struct spool *sp, int nrcpt, uint32_t seed, uin
 		char addr[64];
 		snprintf(addr, sizeof(addr), "rcpt%d@example.net", i);
 		spool_msg_add_rcpt(m, addr, i == 0 ? SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY : 0,
-				   i == 0 ? "rfc822;orig@example.net" : NULL);
+		                   i == 0 ? "rfc822;orig@example.net" : NULL);
 	}
 	unsigned char buf[4096];
 	for (uint64_t off = 0; off < size;) {
@@ -159,8 +159,7 @@ static struct spool_msg *new_msg(struct spool *sp, int nrcpt, uint32_t seed, uin
 }
 
 /* commit - commit a new message and return its id in qid_r. */
-static void commit(struct fixture *f, int nrcpt, uint32_t seed, uint64_t size,
-		   char qid_r[QID_SIZE])
+static void commit(struct fixture *f, int nrcpt, uint32_t seed, uint64_t size, char qid_r[QID_SIZE])
 {
 	struct commit_outcome o = {0};
 	spool_commit(f->sp, new_msg(f->sp, nrcpt, seed, size), commit_cb, &o);
@@ -179,7 +178,7 @@ struct fetch_outcome {
 };
 
 static void fetch_cb(void *arg, enum spool_result result, struct spool_work *list,
-		     int64_t next_due_ms)
+                     int64_t next_due_ms)
 {
 	struct fetch_outcome *o = arg;
 	o->calls++;
@@ -189,8 +188,7 @@ static void fetch_cb(void *arg, enum spool_result result, struct spool_work *lis
 }
 
 /* fetch - claim due work at now_ms; returns the list (free with free_list). */
-static struct spool_work *fetch(struct fixture *f, int64_t now_ms, size_t max,
-				int64_t *next_due_r)
+static struct spool_work *fetch(struct fixture *f, int64_t now_ms, size_t max, int64_t *next_due_r)
 {
 	struct fetch_outcome o = {0};
 	spool_fetch(f->sp, now_ms, max, fetch_cb, &o);
@@ -240,7 +238,8 @@ static void op_cb(void *arg, enum spool_result result)
 }
 
 static enum spool_result update(struct fixture *f, const char *qid,
-				const struct spool_rcpt_update *u, size_t n, struct spool_msg *bounce)
+                                const struct spool_rcpt_update *u, size_t n,
+                                struct spool_msg *bounce)
 {
 	struct op_outcome o = {0};
 	spool_update(f->sp, qid, u, n, bounce, op_cb, &o);
@@ -374,7 +373,8 @@ static void test_fetch_large_body(void **state)
 		assert_int_equal(n, (long)expect);
 		for (long i = 0; i < n; i++)
 			if (buf[i] != pattern(5, off + (uint64_t)i))
-				fail_msg("byte %llu differs", (unsigned long long)(off + (uint64_t)i));
+				fail_msg("byte %llu differs",
+				         (unsigned long long)(off + (uint64_t)i));
 		off += (uint64_t)n;
 	}
 	assert_int_equal(off, size);
@@ -450,8 +450,8 @@ static void test_fetch_max_and_order(void **state)
 	assert_true(next <= now);
 	struct spool_work *rest = fetch(f, now, 10, &next);
 	assert_int_equal(list_len(rest), 3);
-	assert_string_equal(rest->qid, q[0]);		/* now - 10 s */
-	assert_string_equal(rest->next->qid, q[2]);	/* now - 8 s */
+	assert_string_equal(rest->qid, q[0]);             /* now - 10 s */
+	assert_string_equal(rest->next->qid, q[2]);       /* now - 8 s */
 	assert_string_equal(rest->next->next->qid, q[4]); /* now - 6 s */
 	assert_int_equal(next, INT64_MAX);
 	free_list(&rest);
@@ -511,9 +511,13 @@ static void test_deferred_hidden_until_due(void **state)
 	/* 0 delivered, 1 deferred by an hour, 2 deferred by two */
 	struct spool_rcpt_update u[3] = {
 	    {.idx = 0, .state = SPOOL_RCPT_DELIVERED, .last_result = "250 ok"},
-	    {.idx = 1, .state = SPOOL_RCPT_DEFERRED, .next_attempt_ms = now + HOUR_MS,
+	    {.idx = 1,
+	     .state = SPOOL_RCPT_DEFERRED,
+	     .next_attempt_ms = now + HOUR_MS,
 	     .last_result = "451 4.7.1 greylisted"},
-	    {.idx = 2, .state = SPOOL_RCPT_DEFERRED, .next_attempt_ms = now + 2 * HOUR_MS,
+	    {.idx = 2,
+	     .state = SPOOL_RCPT_DEFERRED,
+	     .next_attempt_ms = now + 2 * HOUR_MS,
 	     .last_result = "421 4.3.2 busy"},
 	};
 	assert_int_equal(update(f, qa, u, 3, NULL), SPOOL_OK);
@@ -625,7 +629,9 @@ static void test_failed_partial_with_bounce(void **state)
 	free_list(&list);
 	struct spool_rcpt_update u[2] = {
 	    {.idx = 0, .state = SPOOL_RCPT_FAILED, .last_result = "550 5.1.1 unknown"},
-	    {.idx = 1, .state = SPOOL_RCPT_DEFERRED, .next_attempt_ms = now + HOUR_MS,
+	    {.idx = 1,
+	     .state = SPOOL_RCPT_DEFERRED,
+	     .next_attempt_ms = now + HOUR_MS,
 	     .last_result = "451 later"},
 	};
 	assert_int_equal(update(f, qa, u, 2, bounce_msg(f, qbounce)), SPOOL_OK);
@@ -669,8 +675,8 @@ static void test_bounce_only_with_its_failure(void **state)
 	struct queue_view_msg *vm = view_get(f, qbounce);
 	if (vm != NULL) {
 		queue_view_msg_free(&vm);
-		fail_msg("bounce %s was queued for message %s, which was not in the queue",
-			 qbounce, qa);
+		fail_msg("bounce %s was queued for message %s, which was not in the queue", qbounce,
+		         qa);
 	}
 	assert_int_equal(view_count(f), 0);
 	/* the same with a malformed id */
@@ -704,8 +710,8 @@ static void test_held_never_fetched(void **state)
 	/* a message held while it is out for delivery: the update is
 	 * recorded, and it is not fetched again until released */
 	assert_int_equal(run_op(f, SPOOL_OP_HOLD, qa), SPOOL_OK);
-	struct spool_rcpt_update u = {.idx = 0, .state = SPOOL_RCPT_DEFERRED,
-				      .next_attempt_ms = 1, .last_result = "451"};
+	struct spool_rcpt_update u = {
+	    .idx = 0, .state = SPOOL_RCPT_DEFERRED, .next_attempt_ms = 1, .last_result = "451"};
 	assert_int_equal(update(f, qa, &u, 1, NULL), SPOOL_OK);
 	assert_null(fetch(f, now_ms(), 10, NULL));
 }
@@ -720,8 +726,10 @@ static void test_flush(void **state)
 	struct spool_work *list = fetch(f, now, 10, NULL);
 	assert_int_equal(list_len(list), 2);
 	free_list(&list);
-	struct spool_rcpt_update u = {.idx = 0, .state = SPOOL_RCPT_DEFERRED,
-				      .next_attempt_ms = now + HOUR_MS, .last_result = "451"};
+	struct spool_rcpt_update u = {.idx = 0,
+	                              .state = SPOOL_RCPT_DEFERRED,
+	                              .next_attempt_ms = now + HOUR_MS,
+	                              .last_result = "451"};
 	assert_int_equal(update(f, qa, &u, 1, NULL), SPOOL_OK);
 	u.next_attempt_ms = now + 2 * HOUR_MS;
 	assert_int_equal(update(f, qb, &u, 1, NULL), SPOOL_OK);
@@ -753,9 +761,10 @@ static void test_flush_all(void **state)
 	assert_int_equal(list_len(list), 3);
 	free_list(&list);
 	for (int i = 0; i < 3; i++) {
-		struct spool_rcpt_update u = {.idx = 0, .state = SPOOL_RCPT_DEFERRED,
-					      .next_attempt_ms = now + (i + 1) * HOUR_MS,
-					      .last_result = "451"};
+		struct spool_rcpt_update u = {.idx = 0,
+		                              .state = SPOOL_RCPT_DEFERRED,
+		                              .next_attempt_ms = now + (i + 1) * HOUR_MS,
+		                              .last_result = "451"};
 		assert_int_equal(update(f, q[i], &u, 1, NULL), SPOOL_OK);
 	}
 	assert_null(fetch(f, now, 10, NULL));
@@ -777,8 +786,10 @@ static void test_flush_all_with_any_id(void **state)
 	commit(f, 1, 33, 100, qa);
 	struct spool_work *list = fetch(f, now, 10, NULL);
 	free_list(&list);
-	struct spool_rcpt_update u = {.idx = 0, .state = SPOOL_RCPT_DEFERRED,
-				      .next_attempt_ms = now + HOUR_MS, .last_result = "451"};
+	struct spool_rcpt_update u = {.idx = 0,
+	                              .state = SPOOL_RCPT_DEFERRED,
+	                              .next_attempt_ms = now + HOUR_MS,
+	                              .last_result = "451"};
 	assert_int_equal(update(f, qa, &u, 1, NULL), SPOOL_OK);
 	assert_int_equal(run_op(f, SPOOL_OP_FLUSH_ALL, "0000000000000000"), SPOOL_OK);
 	list = fetch(f, now, 10, NULL);
@@ -800,7 +811,9 @@ static void test_reopen_keeps_states(void **state)
 	/* a: one delivered, one deferred an hour; b: held; c: left claimed */
 	struct spool_rcpt_update u[2] = {
 	    {.idx = 0, .state = SPOOL_RCPT_DELIVERED, .last_result = "250 ok"},
-	    {.idx = 1, .state = SPOOL_RCPT_DEFERRED, .next_attempt_ms = now + HOUR_MS,
+	    {.idx = 1,
+	     .state = SPOOL_RCPT_DEFERRED,
+	     .next_attempt_ms = now + HOUR_MS,
 	     .last_result = "451 later"},
 	};
 	assert_int_equal(update(f, qa, u, 2, NULL), SPOOL_OK);

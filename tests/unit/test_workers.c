@@ -249,8 +249,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_threads_and_order_one_thread, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_done_only_from_loop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_threads_all_done, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_slow_job_does_not_block_others, setup,
-					    teardown),
+	    cmocka_unit_test_setup_teardown(test_slow_job_does_not_block_others, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_free_runs_pending, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_free_idle, setup, teardown),
 	};

@@ -320,10 +320,10 @@ static bool name_check(const struct round_facts *f, const char *text, const char
 		}
 		char refshown[NAME_MAX_LEN];
 		detour_printable(refshown, sizeof(refshown), ref);
-		snprintf(why, size, "the %s names another server (%s) than %s's (%s)", what, shown,
+		snprintf(why, size, "the %s names another server (%.80s) than %.80s's (%.80s)", what, shown,
 		         host, refshown);
 	} else {
-		snprintf(why, size, "the %s names another server (%s), not %s", what, shown, host);
+		snprintf(why, size, "the %s names another server (%.80s), not %.80s", what, shown, host);
 	}
 	return false;
 }

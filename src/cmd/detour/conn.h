@@ -65,10 +65,12 @@ struct conn_settings {
 	enum smtp_client_tls tls;
 	const char *auth_user;
 	const char *auth_password;
-	/* Bound on every wait of the connection (connect, handshake, each
-	 * reply), ms; the smtp_client's RFC 5321 timeouts when longer. */
+	/* Bound on every wait (connect, handshake, each reply), ms, until the
+	 * connection is IDLE for the first time; afterwards the smtp_client's
+	 * own timeouts (RFC 5321 4.5.3.2) apply. */
 	unsigned wait_ms;
-	/* Absolute deadline (mono_ms) of the whole connection; 0: none. */
+	/* Absolute deadline (mono_ms) of the connection until it is released
+	 * or IDLE; 0: none. */
 	int64_t deadline;
 };
 
@@ -98,6 +100,11 @@ struct conn_reply {
 };
 
 struct conn;
+
+/* conn_ssl_ctx - a TLS client context trusting ca_file (PEM), or the
+ * system's CA store when it is NULL; TLS 1.2 at least. NULL with a message
+ * in err. The caller frees it with SSL_CTX_free after the last conn. */
+struct ssl_ctx_st *conn_ssl_ctx(const char *ca_file, char *err, size_t errlen);
 
 /* conn_open - start connecting now. Never NULL; a connection that cannot
  * even start is FAILED at once. */
