@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: ISC */
+/* test_ratelimit.c - token buckets: bursts, refill, once-per-window
+ * reporting, unlimited rates and the memory bound. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+#include "server/ratelimit.h"
+
+static const struct config_rate three_per_minute = {3, 60};
+
+/* A burst of COUNT is allowed at once; COUNT+1 is not. */
+static void test_burst_at_limit_and_past(void **state)
+{
+	(void)state;
+	struct ratelimit *rl = ratelimit_new(100);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ratelimit_take(rl, "a@x", three_per_minute, 1, 1000), RATELIMIT_OK);
+	assert_int_equal(ratelimit_take(rl, "a@x", three_per_minute, 1, 1000), RATELIMIT_OVER_NEW);
+	assert_int_equal(ratelimit_take(rl, "a@x", three_per_minute, 1, 1001), RATELIMIT_OVER);
+	/* another key is not affected */
+	assert_int_equal(ratelimit_take(rl, "b@x", three_per_minute, 1, 1001), RATELIMIT_OK);
+	ratelimit_free(&rl);
+	assert_null(rl);
+}
+
+/* Tokens come back evenly: one every 20 s for 3/60s. */
+static void test_refill(void **state)
+{
+	(void)state;
+	struct ratelimit *rl = ratelimit_new(100);
+	for (int i = 0; i < 3; i++)
+		ratelimit_take(rl, "k", three_per_minute, 1, 0);
+	assert_int_equal(ratelimit_available(rl, "k", three_per_minute, 19999), 0);
+	assert_int_equal(ratelimit_available(rl, "k", three_per_minute, 20000), 1);
+	assert_int_equal(ratelimit_take(rl, "k", three_per_minute, 1, 20000), RATELIMIT_OK);
+	assert_false(ratelimit_check(rl, "k", three_per_minute, 1, 20001));
+	/* never more than COUNT, however long the wait */
+	assert_int_equal(ratelimit_available(rl, "k", three_per_minute, 10 * 60000), 3);
+	ratelimit_free(&rl);
+}
+
+/* A refusal is reported once per window, then again after it. */
+static void test_reported_once_per_window(void **state)
+{
+	(void)state;
+	struct ratelimit *rl = ratelimit_new(100);
+	struct config_rate one = {1, 60};
+	assert_int_equal(ratelimit_take(rl, "k", one, 1, 0), RATELIMIT_OK);
+	assert_int_equal(ratelimit_take(rl, "k", one, 1, 1), RATELIMIT_OVER_NEW);
+	for (int t = 2; t < 59000; t += 1000)
+		assert_int_equal(ratelimit_take(rl, "k", one, 2, t), RATELIMIT_OVER);
+	assert_int_equal(ratelimit_take(rl, "k", one, 2, 60001), RATELIMIT_OVER_NEW);
+	ratelimit_free(&rl);
+}
+
+/* count 0 means no limit, and nothing is stored for it. */
+static void test_unlimited(void **state)
+{
+	(void)state;
+	struct ratelimit *rl = ratelimit_new(100);
+	struct config_rate none = {0, 60};
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(ratelimit_take(rl, "k", none, 1, 0), RATELIMIT_OK);
+	assert_int_equal(ratelimit_count(rl), 0);
+	assert_true(ratelimit_check(rl, "k", none, 1000000, 0));
+	ratelimit_free(&rl);
+}
+
+/* The table never holds more than its maximum: idle buckets are dropped to
+ * make room; while all are busy, new keys are not tracked (fail open). */
+static void test_memory_bound(void **state)
+{
+	(void)state;
+	struct ratelimit *rl = ratelimit_new(10);
+	char key[32];
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		ratelimit_take(rl, key, three_per_minute, 1, 0);
+	}
+	assert_int_equal(ratelimit_count(rl), 10);
+	/* all ten are in use: an eleventh key is allowed but not stored */
+	assert_int_equal(ratelimit_take(rl, "new", three_per_minute, 1, 1000), RATELIMIT_OK);
+	assert_int_equal(ratelimit_count(rl), 10);
+	/* a window later the old ones have refilled and make room */
+	assert_int_equal(ratelimit_take(rl, "new", three_per_minute, 1, 61000), RATELIMIT_OK);
+	assert_true(ratelimit_count(rl) <= 10);
+	assert_int_equal(ratelimit_available(rl, "new", three_per_minute, 61000), 2);
+	ratelimit_free(&rl);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_burst_at_limit_and_past),
+		cmocka_unit_test(test_refill),
+		cmocka_unit_test(test_reported_once_per_window),
+		cmocka_unit_test(test_unlimited),
+		cmocka_unit_test(test_memory_bound),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
