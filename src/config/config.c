@@ -54,43 +54,43 @@ struct key_def {
 /* The schema: every key the file may contain. A key missing here is an
  * error, so a typo never silently leaves a default in place. */
 static const struct key_def keys[] = {
-	{SEC_SERVER, "hostname", KEY_HOSTNAME, C(hostname), 0, 0},
-	{SEC_SERVER, "state_dir", KEY_PATH, C(state_dir), 0, 0},
-	{SEC_SERVER, "user", KEY_USER, C(user), 0, 0},
-	{SEC_SERVER, "trusted", KEY_TRUSTED, 0, 0, 0},
-	{SEC_SERVER, "control_socket", KEY_PATH, C(control_socket), 0, 0},
-	{SEC_SERVER, "shutdown_grace", KEY_DURATION, C(shutdown_grace), 0, 3600},
-	{SEC_TLS, "certificate", KEY_PATH, C(certificate), 0, 0},
-	{SEC_TLS, "private_key", KEY_PATH, C(private_key), 0, 0},
-	{SEC_LISTENER, "listen", KEY_LISTEN, 0, 0, 0},
-	{SEC_LISTENER, "tls", KEY_TLS, L(tls), 0, 0},
-	{SEC_LISTENER, "auth", KEY_AUTH, L(auth), 0, 0},
-	{SEC_LISTENER, "plaintext_auth", KEY_BOOL, L(plaintext_auth), 0, 0},
-	{SEC_DELIVERY, "resolver", KEY_HOSTPORTS, C(resolver), 0, 0},
-	{SEC_DELIVERY, "mx_port", KEY_UINT, C(mx_port), 1, 65535},
-	{SEC_DELIVERY, "smarthost", KEY_HOSTPORTS, C(smarthost), 0, 0},
-	{SEC_DELIVERY, "smarthost_tls", KEY_SMARTHOST_TLS, C(smarthost_tls), 0, 0},
-	{SEC_DELIVERY, "smarthost_user", KEY_STRING, C(smarthost_user), 0, 0},
-	{SEC_DELIVERY, "smarthost_password_file", KEY_PATH, C(smarthost_password_file), 0, 0},
-	{SEC_DELIVERY, "smarthost_ca_file", KEY_PATH, C(smarthost_ca_file), 0, 0},
-	{SEC_DELIVERY, "retry", KEY_RETRY, 0, 0, 0},
-	{SEC_DELIVERY, "max_age", KEY_DURATION, C(max_age), 60, 365 * 86400},
-	{SEC_DELIVERY, "allow_loopback_mx", KEY_BOOL, C(allow_loopback_mx), 0, 0},
-	{SEC_DELIVERY, "pause", KEY_BOOL, C(pause), 0, 0},
-	{SEC_DELIVERY, "connect_timeout", KEY_DURATION, C(connect_timeout), 1, 3600},
-	{SEC_DELIVERY, "reply_timeout", KEY_DURATION, C(reply_timeout), 1, 3600},
-	{SEC_LIMITS, "max_message_size", KEY_SIZE, C(max_message_size), 0, 0},
-	{SEC_LIMITS, "max_recipients", KEY_UINT, C(max_recipients), 1, 100000},
-	{SEC_LIMITS, "max_connections", KEY_UINT, C(max_connections), 1, 1000000},
-	{SEC_LIMITS, "max_connections_per_ip", KEY_UINT, C(max_connections_per_ip), 1, 1000000},
-	{SEC_LIMITS, "max_received", KEY_UINT, C(max_received), 1, 1000},
-	{SEC_LIMITS, "auth_failures", KEY_RATE, C(auth_failures), 0, 0},
-	{SEC_LIMITS, "account_messages", KEY_RATE, C(account_messages), 0, 0},
-	{SEC_LIMITS, "account_recipients", KEY_RATE, C(account_recipients), 0, 0},
-	{SEC_LIMITS, "auth_failure_delay", KEY_MILLIS, C(auth_failure_delay_ms), 0, 60000},
-	{SEC_LIMITS, "command_timeout", KEY_DURATION, C(command_timeout), 1, 86400},
-	{SEC_LIMITS, "data_timeout", KEY_DURATION, C(data_timeout), 1, 86400},
-	{SEC_LIMITS, "session_timeout", KEY_DURATION, C(session_timeout), 1, 7 * 86400},
+    {SEC_SERVER, "hostname", KEY_HOSTNAME, C(hostname), 0, 0},
+    {SEC_SERVER, "state_dir", KEY_PATH, C(state_dir), 0, 0},
+    {SEC_SERVER, "user", KEY_USER, C(user), 0, 0},
+    {SEC_SERVER, "trusted", KEY_TRUSTED, 0, 0, 0},
+    {SEC_SERVER, "control_socket", KEY_PATH, C(control_socket), 0, 0},
+    {SEC_SERVER, "shutdown_grace", KEY_DURATION, C(shutdown_grace), 0, 3600},
+    {SEC_TLS, "certificate", KEY_PATH, C(certificate), 0, 0},
+    {SEC_TLS, "private_key", KEY_PATH, C(private_key), 0, 0},
+    {SEC_LISTENER, "listen", KEY_LISTEN, 0, 0, 0},
+    {SEC_LISTENER, "tls", KEY_TLS, L(tls), 0, 0},
+    {SEC_LISTENER, "auth", KEY_AUTH, L(auth), 0, 0},
+    {SEC_LISTENER, "plaintext_auth", KEY_BOOL, L(plaintext_auth), 0, 0},
+    {SEC_DELIVERY, "resolver", KEY_HOSTPORTS, C(resolver), 0, 0},
+    {SEC_DELIVERY, "mx_port", KEY_UINT, C(mx_port), 1, 65535},
+    {SEC_DELIVERY, "smarthost", KEY_HOSTPORTS, C(smarthost), 0, 0},
+    {SEC_DELIVERY, "smarthost_tls", KEY_SMARTHOST_TLS, C(smarthost_tls), 0, 0},
+    {SEC_DELIVERY, "smarthost_user", KEY_STRING, C(smarthost_user), 0, 0},
+    {SEC_DELIVERY, "smarthost_password_file", KEY_PATH, C(smarthost_password_file), 0, 0},
+    {SEC_DELIVERY, "smarthost_ca_file", KEY_PATH, C(smarthost_ca_file), 0, 0},
+    {SEC_DELIVERY, "retry", KEY_RETRY, 0, 0, 0},
+    {SEC_DELIVERY, "max_age", KEY_DURATION, C(max_age), 60, 365 * 86400},
+    {SEC_DELIVERY, "allow_loopback_mx", KEY_BOOL, C(allow_loopback_mx), 0, 0},
+    {SEC_DELIVERY, "pause", KEY_BOOL, C(pause), 0, 0},
+    {SEC_DELIVERY, "connect_timeout", KEY_DURATION, C(connect_timeout), 1, 3600},
+    {SEC_DELIVERY, "reply_timeout", KEY_DURATION, C(reply_timeout), 1, 3600},
+    {SEC_LIMITS, "max_message_size", KEY_SIZE, C(max_message_size), 0, 0},
+    {SEC_LIMITS, "max_recipients", KEY_UINT, C(max_recipients), 1, 100000},
+    {SEC_LIMITS, "max_connections", KEY_UINT, C(max_connections), 1, 1000000},
+    {SEC_LIMITS, "max_connections_per_ip", KEY_UINT, C(max_connections_per_ip), 1, 1000000},
+    {SEC_LIMITS, "max_received", KEY_UINT, C(max_received), 1, 1000},
+    {SEC_LIMITS, "auth_failures", KEY_RATE, C(auth_failures), 0, 0},
+    {SEC_LIMITS, "account_messages", KEY_RATE, C(account_messages), 0, 0},
+    {SEC_LIMITS, "account_recipients", KEY_RATE, C(account_recipients), 0, 0},
+    {SEC_LIMITS, "auth_failure_delay", KEY_MILLIS, C(auth_failure_delay_ms), 0, 60000},
+    {SEC_LIMITS, "command_timeout", KEY_DURATION, C(command_timeout), 1, 86400},
+    {SEC_LIMITS, "data_timeout", KEY_DURATION, C(data_timeout), 1, 86400},
+    {SEC_LIMITS, "session_timeout", KEY_DURATION, C(session_timeout), 1, 7 * 86400},
 };
 
 static const char *const section_names[] = {"server", "tls", "delivery", "limits", "listener"};
@@ -130,7 +130,7 @@ load_error(struct loader *ld, int line, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	char *entry = line > 0 ? xasprintf("%s:%d: %s\n", ld->name, line, msg)
-			       : xasprintf("%s: %s\n", ld->name, msg);
+	                       : xasprintf("%s: %s\n", ld->name, msg);
 	size_t n = strlen(entry);
 	ld->errors = xrealloc(ld->errors, ld->errors_len + n + 1);
 	memcpy(ld->errors + ld->errors_len, entry, n + 1);
@@ -164,11 +164,24 @@ int config_parse_duration(const char *s, unsigned *seconds_r, const char **error
 	uint64_t mult = 1, v;
 	if (len > 0) {
 		switch (s[len - 1]) {
-		case 's': mult = 1; len--; break;
-		case 'm': mult = 60; len--; break;
-		case 'h': mult = 3600; len--; break;
-		case 'd': mult = 86400; len--; break;
-		default: break;
+		case 's':
+			mult = 1;
+			len--;
+			break;
+		case 'm':
+			mult = 60;
+			len--;
+			break;
+		case 'h':
+			mult = 3600;
+			len--;
+			break;
+		case 'd':
+			mult = 86400;
+			len--;
+			break;
+		default:
+			break;
 		}
 	}
 	if (parse_uint(s, len, &v) < 0 || __builtin_mul_overflow(v, mult, &v) || v > UINT32_MAX) {
@@ -185,10 +198,23 @@ int config_parse_size(const char *s, uint64_t *bytes_r, const char **error_r)
 	uint64_t mult = 1, v;
 	if (len > 0) {
 		switch (s[len - 1]) {
-		case 'K': case 'k': mult = 1024; len--; break;
-		case 'M': case 'm': mult = 1024 * 1024; len--; break;
-		case 'G': case 'g': mult = 1024 * 1024 * 1024; len--; break;
-		default: break;
+		case 'K':
+		case 'k':
+			mult = 1024;
+			len--;
+			break;
+		case 'M':
+		case 'm':
+			mult = 1024 * 1024;
+			len--;
+			break;
+		case 'G':
+		case 'g':
+			mult = 1024 * 1024 * 1024;
+			len--;
+			break;
+		default:
+			break;
 		}
 	}
 	if (parse_uint(s, len, &v) < 0 || __builtin_mul_overflow(v, mult, &v)) {
@@ -298,11 +324,11 @@ int config_parse_addr(const char *s, struct config_addr *addr_r, const char **er
 	char canon[INET6_ADDRSTRLEN];
 	if (addr_r->ss.ss_family == AF_INET6) {
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&addr_r->ss)->sin6_addr, canon,
-			  sizeof(canon));
+		          sizeof(canon));
 		snprintf(addr_r->text, sizeof(addr_r->text), "[%s]:%u", canon, (unsigned)port);
 	} else {
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&addr_r->ss)->sin_addr, canon,
-			  sizeof(canon));
+		          sizeof(canon));
 		snprintf(addr_r->text, sizeof(addr_r->text), "%s:%u", canon, (unsigned)port);
 	}
 	return 0;
@@ -425,7 +451,8 @@ static bool valid_hostport(const char *w)
 		return false;
 	if (colon != NULL) {
 		uint64_t port;
-		if (parse_uint(colon + 1, strlen(colon + 1), &port) < 0 || port == 0 || port > 65535)
+		if (parse_uint(colon + 1, strlen(colon + 1), &port) < 0 || port == 0 ||
+		    port > 65535)
 			return false;
 	}
 	return true;
@@ -449,11 +476,13 @@ static void set_value(struct loader *ld, const struct key_def *k, void *base, co
 			return;
 		}
 		if (k->type == KEY_PATH && value[0] != '/') {
-			load_error(ld, ld->line, "%s: '%s' is not an absolute path", k->name, value);
+			load_error(ld, ld->line, "%s: '%s' is not an absolute path", k->name,
+			           value);
 			return;
 		}
 		if (k->type == KEY_HOSTNAME && !smtp_domain_valid(value, strlen(value), false)) {
-			load_error(ld, ld->line, "%s: '%s' is not a valid host name", k->name, value);
+			load_error(ld, ld->line, "%s: '%s' is not a valid host name", k->name,
+			           value);
 			return;
 		}
 		if (k->type == KEY_USER && getpwnam(value) == NULL) {
@@ -470,7 +499,7 @@ static void set_value(struct loader *ld, const struct key_def *k, void *base, co
 			load_error(ld, ld->line, "%s: '%s': %s", k->name, value, e);
 		} else if (v < k->min || v > k->max) {
 			load_error(ld, ld->line, "%s: must be between %us and %us", k->name, k->min,
-				   k->max);
+			           k->max);
 		} else {
 			*(unsigned *)field = v;
 		}
@@ -490,7 +519,7 @@ static void set_value(struct loader *ld, const struct key_def *k, void *base, co
 		}
 		if (ms < k->min || ms > k->max)
 			load_error(ld, ld->line, "%s: '%s': expected a duration from %ums to %ums",
-				   k->name, value, k->min, k->max);
+			           k->name, value, k->min, k->max);
 		else
 			*(unsigned *)field = (unsigned)ms;
 		return;
@@ -517,7 +546,7 @@ static void set_value(struct loader *ld, const struct key_def *k, void *base, co
 		uint64_t v;
 		if (parse_uint(value, strlen(value), &v) < 0 || v < k->min || v > k->max)
 			load_error(ld, ld->line, "%s: '%s': expected a number from %u to %u",
-				   k->name, value, k->min, k->max);
+			           k->name, value, k->min, k->max);
 		else
 			*(unsigned *)field = (unsigned)v;
 		return;
@@ -528,7 +557,9 @@ static void set_value(struct loader *ld, const struct key_def *k, void *base, co
 		static const char *const tls[] = {"none", "starttls", "implicit"};
 		static const char *const auth[] = {"required", "optional", "off"};
 		static const char *const shtls[] = {"starttls", "implicit", "none"};
-		const char *const *names = k->type == KEY_TLS ? tls : k->type == KEY_AUTH ? auth : shtls;
+		const char *const *names = k->type == KEY_TLS    ? tls
+		                           : k->type == KEY_AUTH ? auth
+		                                                 : shtls;
 		for (int i = 0; i < 3; i++) {
 			if (str_ieq(value, names[i])) {
 				*(int *)field = i;
@@ -536,7 +567,7 @@ static void set_value(struct loader *ld, const struct key_def *k, void *base, co
 			}
 		}
 		load_error(ld, ld->line, "%s: '%s': expected %s, %s or %s", k->name, value,
-			   names[0], names[1], names[2]);
+		           names[0], names[1], names[2]);
 		return;
 	}
 	case KEY_TRUSTED:
@@ -545,7 +576,7 @@ static void set_value(struct loader *ld, const struct key_def *k, void *base, co
 		while ((w = next_word(&rest)) != NULL) {
 			if (ld->c->n_trusted == CONFIG_TRUSTED_MAX) {
 				load_error(ld, ld->line, "trusted: more than %d networks",
-					   CONFIG_TRUSTED_MAX);
+				           CONFIG_TRUSTED_MAX);
 				break;
 			}
 			if (config_parse_cidr(w, &ld->c->trusted[ld->c->n_trusted], &e) < 0)
@@ -562,7 +593,7 @@ static void set_value(struct loader *ld, const struct key_def *k, void *base, co
 		while ((w = next_word(&rest)) != NULL) {
 			if (l->n_addrs == CONFIG_LISTEN_ADDRS_MAX) {
 				load_error(ld, ld->line, "listen: more than %d addresses",
-					   CONFIG_LISTEN_ADDRS_MAX);
+				           CONFIG_LISTEN_ADDRS_MAX);
 				break;
 			}
 			if (config_parse_addr(w, &l->addrs[l->n_addrs], &e) < 0)
@@ -681,16 +712,17 @@ static void start_section(struct loader *ld, const char *text, size_t len)
 		for (const char *p = lname; *p; p++) {
 			if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
 				load_error(ld, ld->line,
-					   "listener name '%s': use letters, digits, '-', '_', '.'",
-					   lname);
+				           "listener name '%s': use letters, digits, '-', '_', '.'",
+				           lname);
 				return;
 			}
 		}
 		struct config *c = ld->c;
 		for (size_t i = 0; i < c->n_listeners; i++) {
 			if (strcmp(c->listeners[i].name, lname) == 0) {
-				load_error(ld, ld->line, "listener '%s' is defined twice (first at line %d)",
-					   lname, c->listeners[i].line);
+				load_error(ld, ld->line,
+				           "listener '%s' is defined twice (first at line %d)",
+				           lname, c->listeners[i].line);
 				return;
 			}
 		}
@@ -698,7 +730,8 @@ static void start_section(struct loader *ld, const char *text, size_t len)
 			load_error(ld, ld->line, "more than %d listeners", CONFIG_LISTENERS_MAX);
 			return;
 		}
-		c->listeners = xreallocarray(c->listeners, c->n_listeners + 1, sizeof(*c->listeners));
+		c->listeners =
+		    xreallocarray(c->listeners, c->n_listeners + 1, sizeof(*c->listeners));
 		struct config_listener *l = &c->listeners[c->n_listeners++];
 		memset(l, 0, sizeof(*l));
 		l->name = xstrdup(lname);
@@ -720,8 +753,8 @@ static void start_section(struct loader *ld, const char *text, size_t len)
 		}
 	}
 	load_error(ld, ld->line,
-		   "unknown section [%s] (expected server, tls, listener NAME, delivery, limits)",
-		   name);
+	           "unknown section [%s] (expected server, tls, listener NAME, delivery, limits)",
+	           name);
 }
 
 /* read_line - inih reader: one line from the file or string, counting lines,
@@ -868,35 +901,37 @@ static void config_check(struct loader *ld)
 				size_t bmax = j == i ? a : o->n_addrs;
 				for (size_t b = 0; b < bmax; b++) {
 					if (strcmp(o->addrs[b].text, l->addrs[a].text) == 0)
-						load_error(ld, l->listen_line ? l->listen_line : l->line,
-							   "listener '%s': %s is already used by "
-							   "listener '%s'",
-							   l->name, l->addrs[a].text, o->name);
+						load_error(
+						    ld, l->listen_line ? l->listen_line : l->line,
+						    "listener '%s': %s is already used by "
+						    "listener '%s'",
+						    l->name, l->addrs[a].text, o->name);
 				}
 			}
 		}
 	}
 	if (tls_user != NULL && (c->certificate == NULL || c->private_key == NULL))
 		load_error(ld, tls_user->line,
-			   "listener '%s' uses TLS (tls = starttls or implicit), so [tls] needs "
-			   "'certificate' and 'private_key'",
-			   tls_user->name);
+		           "listener '%s' uses TLS (tls = starttls or implicit), so [tls] needs "
+		           "'certificate' and 'private_key'",
+		           tls_user->name);
 	if (c->smarthost_user != NULL && c->smarthost_password_file == NULL)
 		load_error(ld, key_line_of(ld, "smarthost_user"),
-			   "smarthost_user needs smarthost_password_file");
+		           "smarthost_user needs smarthost_password_file");
 	if (c->smarthost_user != NULL && c->smarthost_tls == SMARTHOST_TLS_NONE) {
 		int line = key_line_of(ld, "smarthost_tls");
 		load_error(ld, line ? line : key_line_of(ld, "smarthost_user"),
-			   "smarthost_tls = none cannot be used with credentials: they "
-			   "would travel in plaintext");
+		           "smarthost_tls = none cannot be used with credentials: they "
+		           "would travel in plaintext");
 	}
 	if (c->control_socket == NULL)
 		c->control_socket = xasprintf("%s/control.sock", c->state_dir);
 	if (strlen(c->control_socket) >= 100)
-		load_error(ld, key_line_of(ld, "control_socket") ? key_line_of(ld, "control_socket")
-								: key_line_of(ld, "state_dir"),
-			   "control socket path '%s' is too long for a unix socket",
-			   c->control_socket);
+		load_error(ld,
+		           key_line_of(ld, "control_socket") ? key_line_of(ld, "control_socket")
+		                                             : key_line_of(ld, "state_dir"),
+		           "control socket path '%s' is too long for a unix socket",
+		           c->control_socket);
 }
 
 static struct config *config_parse(struct loader *ld, char **errors_r)

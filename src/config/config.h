@@ -26,7 +26,7 @@
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
 #endif
-#define CONFIG_DEFAULT_PATH SYSCONFDIR "/detour/detour.conf"
+#define CONFIG_DEFAULT_PATH      SYSCONFDIR "/detour/detour.conf"
 #define CONFIG_DEFAULT_STATE_DIR "/var/lib/detour"
 
 enum listener_tls { LISTENER_TLS_NONE, LISTENER_TLS_STARTTLS, LISTENER_TLS_IMPLICIT };
@@ -55,7 +55,7 @@ struct config_rate {
 
 struct config_listener {
 	char *name;
-	int line;	 /* of the [listener NAME] header, for error messages */
+	int line;        /* of the [listener NAME] header, for error messages */
 	int listen_line; /* of its listen key, 0 if none was given */
 	struct config_addr addrs[CONFIG_LISTEN_ADDRS_MAX];
 	size_t n_addrs;
@@ -74,7 +74,7 @@ struct config {
 	char *user; /* NULL: keep running as the starting user */
 	struct config_cidr trusted[CONFIG_TRUSTED_MAX];
 	size_t n_trusted;
-	char *control_socket; /* default: state_dir/control.sock */
+	char *control_socket;    /* default: state_dir/control.sock */
 	unsigned shutdown_grace; /* seconds */
 
 	/* [tls] */
@@ -96,9 +96,9 @@ struct config {
 	size_t n_retry;
 	unsigned max_age; /* seconds */
 	bool allow_loopback_mx;
-	bool pause; /* accept and queue, but deliver nothing until resumed */
+	bool pause;               /* accept and queue, but deliver nothing until resumed */
 	unsigned connect_timeout; /* seconds to establish an outbound connection */
-	unsigned reply_timeout;	  /* upper bound on every wait for a reply (seconds) */
+	unsigned reply_timeout;   /* upper bound on every wait for a reply (seconds) */
 
 	/* [limits] */
 	uint64_t max_message_size;
@@ -110,9 +110,9 @@ struct config {
 	struct config_rate account_messages;
 	struct config_rate account_recipients;
 	unsigned auth_failure_delay_ms; /* a failed AUTH is answered after this */
-	unsigned command_timeout; /* seconds */
-	unsigned data_timeout;	  /* seconds */
-	unsigned session_timeout; /* a whole session, seconds */
+	unsigned command_timeout;       /* seconds */
+	unsigned data_timeout;          /* seconds */
+	unsigned session_timeout;       /* a whole session, seconds */
 };
 
 /*

@@ -27,7 +27,7 @@ int ctl_request(const char *path, const char *request, char **answer_r)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		*answer_r = xasprintf("cannot reach detourd at %s: %s (is it running?)", path,
-				      strerror(errno));
+		                      strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -54,8 +54,8 @@ int ctl_request(const char *path, const char *request, char **answer_r)
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		int pr = poll(&pfd, 1, CTL_TIMEOUT * 1000);
 		if (pr == 0) {
-			*answer_r = xasprintf("detourd did not answer within %d seconds",
-					      CTL_TIMEOUT);
+			*answer_r =
+			    xasprintf("detourd did not answer within %d seconds", CTL_TIMEOUT);
 			free(buf);
 			close(fd);
 			return -1;

@@ -105,9 +105,8 @@ static void do_status(struct ctl_conn *c)
 	       "refused_auth_blocked: %llu\n"
 	       "refused_per_ip: %llu",
 	       srv->cfg->hostname, delivery_paused(srv->delivery) ? "paused" : "running",
-	       (int)getpid(), (long long)(time(NULL) - srv->started),
-	       srv->n_sessions, (unsigned long long)srv->total_sessions,
-	       (unsigned long long)srv->messages_accepted,
+	       (int)getpid(), (long long)(time(NULL) - srv->started), srv->n_sessions,
+	       (unsigned long long)srv->total_sessions, (unsigned long long)srv->messages_accepted,
 	       (unsigned long long)srv->messages_refused, (unsigned long long)st.messages,
 	       (unsigned long long)st.batches, (unsigned long long)st.pending,
 	       (unsigned long long)ds.messages_out, (unsigned long long)ds.connections,
@@ -119,8 +118,7 @@ static void do_status(struct ctl_conn *c)
 
 /* do_usage - what an account may still send now, under the limits given
  * (detourctl reads the account's own limits from the database). */
-static void do_usage(struct ctl_conn *c, const char *account, const char *mrate,
-		     const char *rrate)
+static void do_usage(struct ctl_conn *c, const char *account, const char *mrate, const char *rrate)
 {
 	struct server *srv = c->ctl->srv;
 	struct config_rate m, r;
@@ -147,7 +145,7 @@ static void do_reload(struct ctl_conn *c)
 
 static const char *const op_names[] = {"delete", "hold", "release", "flush", "flush"};
 static const char *const op_done_names[] = {"deleted", "held", "released", "scheduled now",
-					    "every deferred message scheduled now"};
+                                            "every deferred message scheduled now"};
 
 /* An operation handed to the spool; the connection may be gone when it ends. */
 struct ctl_op {
@@ -164,8 +162,10 @@ static void op_done(void *arg, enum spool_result result)
 	if (result == SPOOL_OK && op->op != SPOOL_OP_DELETE && op->op != SPOOL_OP_HOLD)
 		delivery_kick(op->conn->ctl->srv->delivery);
 	log_event(LOG_LEVEL_INFO, "queue.admin", "qid=%s action=%s result=%s", op->qid,
-		  op_names[op->op],
-		  result == SPOOL_OK ? "ok" : result == SPOOL_NOTFOUND ? "not-found" : "failed");
+	          op_names[op->op],
+	          result == SPOOL_OK         ? "ok"
+	          : result == SPOOL_NOTFOUND ? "not-found"
+	                                     : "failed");
 	if (op->conn->gone)
 		conn_free(op->conn);
 	else if (result == SPOOL_OK && op->op == SPOOL_OP_FLUSH_ALL)
@@ -229,11 +229,11 @@ static void handle(struct ctl_conn *c, char *line)
 	} else if (strcmp(words[0], "usage") == 0 && n == 4) {
 		do_usage(c, words[1], words[2], words[3]);
 	} else if (strcmp(words[0], "delivery") == 0 && n == 2 &&
-		   (strcmp(words[1], "pause") == 0 || strcmp(words[1], "resume") == 0)) {
+	           (strcmp(words[1], "pause") == 0 || strcmp(words[1], "resume") == 0)) {
 		bool pause = strcmp(words[1], "pause") == 0;
 		delivery_pause(c->ctl->srv->delivery, pause);
-		answer(c, true, "delivery %s", pause ? "paused: messages are queued, not sent"
-						     : "resumed");
+		answer(c, true, "delivery %s",
+		       pause ? "paused: messages are queued, not sent" : "resumed");
 	} else if (strcmp(words[0], "queue") == 0 && (n == 3 || n == 2)) {
 		do_queue_op(c, words[1], words[2]);
 	} else {
@@ -275,7 +275,7 @@ static void on_conn_event(struct bufferevent *bev, short what, void *arg)
 }
 
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-		      int salen, void *arg)
+                      int salen, void *arg)
 {
 	struct ctl_server *ctl = arg;
 	struct ctl_conn *c = xcalloc(1, sizeof(*c));
@@ -308,7 +308,7 @@ struct ctl_server *ctl_server_new(struct server *srv, const char *path, const ch
 	}
 	if (socket_in_use(&sun)) {
 		snprintf(error_buf, sizeof(error_buf),
-			 "another detourd is running (it answers on %s)", path);
+		         "another detourd is running (it answers on %s)", path);
 		*error_r = error_buf;
 		return NULL;
 	}
@@ -320,7 +320,7 @@ struct ctl_server *ctl_server_new(struct server *srv, const char *path, const ch
 	umask(old);
 	if (r < 0 || listen(fd, 16) < 0) {
 		snprintf(error_buf, sizeof(error_buf), "cannot listen on control socket %s: %s",
-			 path, strerror(errno));
+		         path, strerror(errno));
 		*error_r = error_buf;
 		if (fd >= 0)
 			close(fd);
@@ -330,7 +330,7 @@ struct ctl_server *ctl_server_new(struct server *srv, const char *path, const ch
 	ctl->srv = srv;
 	ctl->path = xstrdup(path);
 	ctl->evl = evconnlistener_new(srv->base, on_accept, ctl,
-				      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 	return ctl;
 }
 

@@ -103,8 +103,8 @@ static int copy_original(struct out *o, bool headers_only, bounce_read_fn *read,
 			/* No end of headers within the bound: stop after the last
 			 * whole line, so the part never ends inside a line. */
 			const char *last = NULL;
-			for (const char *p = buf; (p = memmem(p, got - (size_t)(p - buf), "\r\n", 2));
-			     p += 2)
+			for (const char *p = buf;
+			     (p = memmem(p, got - (size_t)(p - buf), "\r\n", 2)); p += 2)
 				last = p;
 			take = last != NULL ? (size_t)(last - buf) + 2 : 0;
 		}
@@ -126,7 +126,7 @@ out:
 }
 
 int bounce_compose(const struct bounce_info *bi, bounce_put_fn *put, void *put_arg,
-		   bounce_read_fn *read, void *read_arg)
+                   bounce_read_fn *read, void *read_arg)
 {
 	struct out o = {put, put_arg};
 	char date[64], arrival[64];
@@ -137,12 +137,12 @@ int bounce_compose(const struct bounce_info *bi, bounce_put_fn *put, void *put_a
 	 * in our own text, and a returned original that contains it by chance
 	 * sits inside a message/rfc822 part with its own structure. */
 	snprintf(boundary, sizeof(boundary), "%s.%lld/%s", bi->qid, (long long)bi->now,
-		 bi->reporting_mta);
+	         bi->reporting_mta);
 
 	static const char *const subjects[] = {
-		"Undelivered Mail Returned to Sender",
-		"Delayed Mail (still being retried)",
-		"Successful Mail Delivery Report",
+	    "Undelivered Mail Returned to Sender",
+	    "Delayed Mail (still being retried)",
+	    "Successful Mail Delivery Report",
 	};
 	outf(&o, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", bi->reporting_mta);
 	outf(&o, "To: <%s>\r\n", bi->sender);
@@ -160,23 +160,24 @@ int bounce_compose(const struct bounce_info *bi, bounce_put_fn *put, void *put_a
 	outf(&o, "\r\nThis is a MIME-encapsulated message.\r\n\r\n");
 
 	/* The human-readable part. */
-	outf(&o, "--%s\r\nContent-Description: Notification\r\n"
-		 "Content-Type: text/plain; charset=utf-8\r\n\r\n",
+	outf(&o,
+	     "--%s\r\nContent-Description: Notification\r\n"
+	     "Content-Type: text/plain; charset=utf-8\r\n\r\n",
 	     boundary);
 	outf(&o, "This is the mail system at host %s.\r\n\r\n", bi->reporting_mta);
 	switch (bi->kind) {
 	case BOUNCE_FAILED:
 		outf(&o, "I'm sorry to have to inform you that your message could not\r\n"
-			 "be delivered to one or more recipients. It's attached below.\r\n");
+		         "be delivered to one or more recipients. It's attached below.\r\n");
 		break;
 	case BOUNCE_DELAYED:
 		outf(&o, "Your message could not be delivered yet to one or more\r\n"
-			 "recipients. Delivery will be tried again; you do not need to\r\n"
-			 "send it again.\r\n");
+		         "recipients. Delivery will be tried again; you do not need to\r\n"
+		         "send it again.\r\n");
 		break;
 	case BOUNCE_RELAYED:
 		outf(&o, "Your message was passed on to a mail system that does not\r\n"
-			 "send delivery notifications; no further notice will follow.\r\n");
+		         "send delivery notifications; no further notice will follow.\r\n");
 		break;
 	}
 	outf(&o, "\r\n");
@@ -189,8 +190,9 @@ int bounce_compose(const struct bounce_info *bi, bounce_put_fn *put, void *put_a
 	outf(&o, "\r\n");
 
 	/* The machine-readable part (RFC 3464 2). */
-	outf(&o, "--%s\r\nContent-Description: Delivery report\r\n"
-		 "Content-Type: message/%s\r\n\r\n",
+	outf(&o,
+	     "--%s\r\nContent-Description: Delivery report\r\n"
+	     "Content-Type: message/%s\r\n\r\n",
 	     boundary, bi->smtputf8 ? "global-delivery-status" : "delivery-status");
 	outf(&o, "Reporting-MTA: dns; %s\r\n", bi->reporting_mta);
 	outf(&o, "X-Detour-Queue-ID: %s\r\n", bi->qid);
@@ -216,8 +218,8 @@ int bounce_compose(const struct bounce_info *bi, bounce_put_fn *put, void *put_a
 			/* stored as "type;address" */
 			char *semi = strchr(text, ';');
 			if (semi != NULL)
-				outf(&o, "Original-Recipient: %.*s; %s\r\n", (int)(semi - text), text,
-				     semi + 1);
+				outf(&o, "Original-Recipient: %.*s; %s\r\n", (int)(semi - text),
+				     text, semi + 1);
 		}
 		outf(&o, "Action: %s\r\n", actions[r->kind]);
 		outf(&o, "Status: %s\r\n", r->status);
@@ -227,8 +229,8 @@ int bounce_compose(const struct bounce_info *bi, bounce_put_fn *put, void *put_a
 		}
 		if (r->diagnostic != NULL && *r->diagnostic) {
 			bounce_sanitize(r->diagnostic, text, sizeof(text));
-			outf(&o, "Diagnostic-Code: %s; %s\r\n", r->diagnostic_smtp ? "smtp" : "x-detour",
-			     text);
+			outf(&o, "Diagnostic-Code: %s; %s\r\n",
+			     r->diagnostic_smtp ? "smtp" : "x-detour", text);
 		}
 		if (r->last_attempt != 0) {
 			rfc5322_date(r->last_attempt, last, sizeof(last));
@@ -239,9 +241,9 @@ int bounce_compose(const struct bounce_info *bi, bounce_put_fn *put, void *put_a
 
 	/* The original (RFC 3462 / RFC 6532 for UTF-8 messages). */
 	bool headers_only = bi->ret == SMTP_RET_HDRS || bi->original_size > BOUNCE_FULL_MAX;
-	const char *type = headers_only ? (bi->smtputf8 ? "message/global-headers"
-							: "text/rfc822-headers")
-					: (bi->smtputf8 ? "message/global" : "message/rfc822");
+	const char *type = headers_only
+	                       ? (bi->smtputf8 ? "message/global-headers" : "text/rfc822-headers")
+	                       : (bi->smtputf8 ? "message/global" : "message/rfc822");
 	outf(&o, "--%s\r\nContent-Description: %s\r\nContent-Type: %s\r\n\r\n", boundary,
 	     headers_only ? "Undelivered Message Headers" : "Undelivered Message", type);
 	if (copy_original(&o, headers_only, read, read_arg) < 0)

@@ -29,7 +29,7 @@
 #define BOUNCE_DIAGNOSTIC_MAX 512
 
 enum bounce_kind {
-	BOUNCE_FAILED,	/* permanent failure, or given up after max_age */
+	BOUNCE_FAILED,  /* permanent failure, or given up after max_age */
 	BOUNCE_DELAYED, /* still trying (a delay warning) */
 	BOUNCE_RELAYED, /* NOTIFY=SUCCESS, passed to a server without DSN */
 };
@@ -37,22 +37,22 @@ enum bounce_kind {
 struct bounce_rcpt {
 	enum bounce_kind kind; /* this recipient's Action: failed, delayed, relayed */
 	const char *address;
-	const char *orcpt;	/* "rfc822;user@example.org" as stored, or NULL */
-	const char *status;	/* RFC 3463 code: "5.1.1" */
+	const char *orcpt;      /* "rfc822;user@example.org" as stored, or NULL */
+	const char *status;     /* RFC 3463 code: "5.1.1" */
 	const char *remote_mta; /* host name of the server that answered, or NULL */
 	const char *diagnostic; /* the remote's reply ("550 5.1.1 No such user") or our reason */
-	bool diagnostic_smtp;	/* diagnostic is an SMTP reply (else our own text) */
+	bool diagnostic_smtp;   /* diagnostic is an SMTP reply (else our own text) */
 	time_t last_attempt;
 };
 
 struct bounce_info {
-	enum bounce_kind kind; /* the subject and introduction: the worst of the recipients' */
+	enum bounce_kind kind;     /* the subject and introduction: the worst of the recipients' */
 	const char *reporting_mta; /* our hostname */
-	const char *qid;	   /* of the original */
-	const char *sender;	   /* the original's sender: the notification's recipient */
-	const char *envid;	   /* RFC 3461 ENVID, or NULL */
+	const char *qid;           /* of the original */
+	const char *sender;        /* the original's sender: the notification's recipient */
+	const char *envid;         /* RFC 3461 ENVID, or NULL */
 	enum smtp_ret ret;
-	bool smtputf8;	       /* the original needed SMTPUTF8 */
+	bool smtputf8; /* the original needed SMTPUTF8 */
 	time_t arrival;
 	time_t now;
 	const struct bounce_rcpt *rcpts;
@@ -71,7 +71,7 @@ typedef long bounce_read_fn(void *arg, uint64_t off, void *buf, size_t len);
  * tries again later).
  */
 int bounce_compose(const struct bounce_info *bi, bounce_put_fn *put, void *put_arg,
-		   bounce_read_fn *read, void *read_arg);
+                   bounce_read_fn *read, void *read_arg);
 
 /* bounce_wanted - does the recipient's NOTIFY ask for this kind of
  * notification? (RFC 3461 4.1: absent NOTIFY means FAILURE and maybe DELAY.) */

@@ -32,8 +32,8 @@ struct delivery;
  * this relay" loop check. Returns NULL with a message in *error_r.
  */
 struct delivery *delivery_new(struct event_base *base, struct config *cfg, struct spool *spool,
-			      const struct sockaddr_storage *our_addrs, size_t n_our_addrs,
-			      const char **error_r);
+                              const struct sockaddr_storage *our_addrs, size_t n_our_addrs,
+                              const char **error_r);
 
 /* delivery_start - begin: fetch everything due now (after a restart, that
  * is every pending recipient whose time has come). */
@@ -66,7 +66,7 @@ struct delivery_stats {
 	uint64_t delivered;    /* recipients, since start */
 	uint64_t deferred;
 	uint64_t failed;
-	uint64_t bounces;      /* notifications queued */
+	uint64_t bounces; /* notifications queued */
 };
 
 void delivery_get_stats(const struct delivery *d, struct delivery_stats *stats_r);

@@ -44,8 +44,8 @@ struct destination;
 /* Per recipient of a claimed message: what the last attempt found. */
 struct dlv_rcpt_info {
 	char relay[DELIVERY_RELAY_MAX]; /* "" when no server answered */
-	char tls[96];			/* "TLSv1.3 TLS_AES_256_GCM_SHA384", "" for plaintext */
-	bool remote_dsn;		/* the next hop offered DSN */
+	char tls[96];                   /* "TLSv1.3 TLS_AES_256_GCM_SHA384", "" for plaintext */
+	bool remote_dsn;                /* the next hop offered DSN */
 };
 
 /* One message claimed from the queue. */
@@ -53,8 +53,8 @@ struct dlv_msg {
 	struct delivery *d;
 	struct spool_work *work;
 	struct smtp_client_result *results; /* work->n_rcpts */
-	struct dlv_rcpt_info *info;	    /* work->n_rcpts */
-	size_t jobs_open;		    /* jobs not finished yet */
+	struct dlv_rcpt_info *info;         /* work->n_rcpts */
+	size_t jobs_open;                   /* jobs not finished yet */
 	int64_t started_ms;
 };
 
@@ -98,7 +98,7 @@ struct outbound_settings {
 	const char *auth_user; /* NULL: no AUTH */
 	const char *auth_password;
 	unsigned connect_timeout; /* [delivery] connect_timeout */
-	unsigned reply_timeout;	  /* caps RFC 5321 4.5.3.2's waits ([delivery] reply_timeout) */
+	unsigned reply_timeout;   /* caps RFC 5321 4.5.3.2's waits ([delivery] reply_timeout) */
 };
 
 /* outbound.c */
@@ -132,9 +132,9 @@ void outbound_set_next(struct outbound *ob, struct outbound *next);
 struct event_base *engine_base(struct destination *dest);
 void engine_conn_ready(struct destination *dest, struct outbound *ob);
 void engine_job_done(struct destination *dest, struct outbound *ob, struct dlv_job *job,
-		     const char *relay, const char *tls, bool remote_dsn);
+                     const char *relay, const char *tls, bool remote_dsn);
 void engine_conn_closed(struct destination *dest, struct outbound *ob, bool ever_ready,
-			const struct smtp_client_result *error, const char *relay);
+                        const struct smtp_client_result *error, const char *relay);
 long engine_read_body(struct dlv_job *job, uint64_t off, void *buf, size_t len);
 
 #endif

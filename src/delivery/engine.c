@@ -42,7 +42,7 @@ struct delivery {
 	struct dns_route_policy policy;
 	struct sockaddr_storage *our_addrs;
 	size_t n_our_addrs;
-	SSL_CTX *ssl_mx;	/* opportunistic: no certificate checks (RFC 7435) */
+	SSL_CTX *ssl_mx;        /* opportunistic: no certificate checks (RFC 7435) */
 	SSL_CTX *ssl_smarthost; /* checked against smarthost_ca_file or the system CAs */
 	char *smarthost_password;
 	struct destination *dests[DEST_BUCKETS];
@@ -70,7 +70,7 @@ struct smarthost_lookup {
 		size_t n_addrs;
 		struct sockaddr_storage addrs[DNS_ROUTE_TARGETS_MAX];
 		const char *error;
-	} *entries;
+	} * entries;
 };
 
 static void dest_pump(struct destination *dest);
@@ -86,15 +86,18 @@ struct event_base *engine_base(struct destination *dest)
 static uint16_t smarthost_default_port(const struct config *cfg)
 {
 	switch (cfg->smarthost_tls) {
-	case SMARTHOST_TLS_IMPLICIT: return 465;
-	case SMARTHOST_TLS_STARTTLS: return 587;
-	case SMARTHOST_TLS_NONE: return 25;
+	case SMARTHOST_TLS_IMPLICIT:
+		return 465;
+	case SMARTHOST_TLS_STARTTLS:
+		return 587;
+	case SMARTHOST_TLS_NONE:
+		return 25;
 	}
 	return 25;
 }
 
 static void settings_for(struct delivery *d, const struct destination *dest,
-			 struct outbound_settings *set_r)
+                         struct outbound_settings *set_r)
 {
 	const struct config *cfg = d->cfg;
 	memset(set_r, 0, sizeof(*set_r));
@@ -111,9 +114,15 @@ static void settings_for(struct delivery *d, const struct destination *dest,
 	set_r->ssl_ctx = d->ssl_smarthost;
 	set_r->verify = true;
 	switch (cfg->smarthost_tls) {
-	case SMARTHOST_TLS_STARTTLS: set_r->tls = SMTP_CLIENT_TLS_REQUIRED; break;
-	case SMARTHOST_TLS_IMPLICIT: set_r->implicit_tls = true; break;
-	case SMARTHOST_TLS_NONE: set_r->tls = SMTP_CLIENT_TLS_NONE; break;
+	case SMARTHOST_TLS_STARTTLS:
+		set_r->tls = SMTP_CLIENT_TLS_REQUIRED;
+		break;
+	case SMARTHOST_TLS_IMPLICIT:
+		set_r->implicit_tls = true;
+		break;
+	case SMARTHOST_TLS_NONE:
+		set_r->tls = SMTP_CLIENT_TLS_NONE;
+		break;
 	}
 	set_r->auth_user = cfg->smarthost_user;
 	set_r->auth_password = d->smarthost_password;
@@ -130,7 +139,7 @@ static SSL_CTX *client_ctx(bool verify, const char *ca_file, const char **error_
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
 	if (verify) {
 		int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
-				 : SSL_CTX_set_default_verify_paths(ctx);
+		                 : SSL_CTX_set_default_verify_paths(ctx);
 		if (ok != 1) {
 			*error_r = "smarthost_ca_file cannot be read as PEM certificates";
 			SSL_CTX_free(ctx);
@@ -157,7 +166,7 @@ static char *read_password_file(const char *path, const char **error_r)
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		snprintf(err, sizeof(err),
-			 "smarthost_password_file %s is readable by others (chmod 600 it)", path);
+		         "smarthost_password_file %s is readable by others (chmod 600 it)", path);
 		*error_r = err;
 		fclose(f);
 		return NULL;
@@ -290,7 +299,7 @@ static void job_settle(struct dlv_job *job)
 /* dest_fail_queue - every queued job of dest gets the same result (a route
  * or connection failure). */
 static void dest_fail_queue(struct destination *dest, enum smtp_client_status status,
-			    const char *code, int smtp_code, const char *text)
+                            const char *code, int smtp_code, const char *text)
 {
 	while (dest->queue_head != NULL) {
 		struct dlv_job *job = dest->queue_head;
@@ -311,7 +320,7 @@ static void dest_fail_queue(struct destination *dest, enum smtp_client_status st
 }
 
 void engine_job_done(struct destination *dest, struct outbound *ob, struct dlv_job *job,
-		     const char *relay, const char *tls, bool remote_dsn)
+                     const char *relay, const char *tls, bool remote_dsn)
 {
 	struct dlv_msg *m = job->msg;
 	for (size_t i = 0; i < job->n; i++) {
@@ -363,7 +372,7 @@ static struct spool_msg *make_bounce(struct dlv_msg *m, const int *kinds)
 	size_t n = 0;
 	enum bounce_kind worst = BOUNCE_RELAYED;
 	struct bounce_rcpt *br = xcalloc(w->n_rcpts, sizeof(*br));
-	char (*diag)[SMTP_REPLYLINE_MAX + 16] = xcalloc(w->n_rcpts, sizeof(*diag));
+	char(*diag)[SMTP_REPLYLINE_MAX + 16] = xcalloc(w->n_rcpts, sizeof(*diag));
 	time_t now = time(NULL);
 	for (size_t i = 0; i < w->n_rcpts; i++) {
 		if (kinds[i] < 0)
@@ -379,7 +388,7 @@ static struct spool_msg *make_bounce(struct dlv_msg *m, const int *kinds)
 		b->remote_mta = m->info[i].relay[0] ? m->info[i].relay : NULL;
 		if (r->remote)
 			snprintf(diag[i], sizeof(diag[i]), "%d %s%s%s", r->code, r->enhanced,
-				 r->enhanced[0] ? " " : "", r->text);
+			         r->enhanced[0] ? " " : "", r->text);
 		else
 			snprintf(diag[i], sizeof(diag[i]), "%s", r->text);
 		b->diagnostic = diag[i];
@@ -396,18 +405,18 @@ static struct spool_msg *make_bounce(struct dlv_msg *m, const int *kinds)
 		env->arrival_ms = now_ms();
 		spool_msg_add_rcpt(bounce, w->sender, 0, NULL);
 		struct bounce_info bi = {
-			.kind = worst,
-			.reporting_mta = d->cfg->hostname,
-			.qid = w->qid,
-			.sender = w->sender,
-			.envid = w->envid,
-			.ret = w->ret,
-			.smtputf8 = w->smtputf8,
-			.arrival = (time_t)(w->arrival_ms / 1000),
-			.now = now,
-			.rcpts = br,
-			.n_rcpts = n,
-			.original_size = w->size,
+		    .kind = worst,
+		    .reporting_mta = d->cfg->hostname,
+		    .qid = w->qid,
+		    .sender = w->sender,
+		    .envid = w->envid,
+		    .ret = w->ret,
+		    .smtputf8 = w->smtputf8,
+		    .arrival = (time_t)(w->arrival_ms / 1000),
+		    .now = now,
+		    .rcpts = br,
+		    .n_rcpts = n,
+		    .original_size = w->size,
 		};
 		if (bounce_compose(&bi, put_bounce, bounce, read_original, m) < 0)
 			spool_msg_free(&bounce);
@@ -423,12 +432,11 @@ static void update_done(void *arg, enum spool_result result)
 	struct delivery *d = m->d;
 	if (result != SPOOL_OK && result != SPOOL_NOTFOUND)
 		log_event(LOG_LEVEL_WARN, "delivery.record_failed", "qid=%s result=%d",
-			  m->work->qid, (int)result);
+		          m->work->qid, (int)result);
 	msg_free(m);
 	d->msgs_out--;
 	fetch(d);
 }
-
 
 /* msg_finish - every recipient has a result: record them. */
 static void msg_finish(struct dlv_msg *m)
@@ -439,7 +447,7 @@ static void msg_finish(struct dlv_msg *m)
 	int64_t now = now_ms();
 	struct spool_rcpt_update *u = xcalloc(w->n_rcpts, sizeof(*u));
 	int *kinds = xcalloc(w->n_rcpts, sizeof(*kinds));
-	char (*last)[SMTP_REPLYLINE_MAX + 16] = xcalloc(w->n_rcpts, sizeof(*last));
+	char(*last)[SMTP_REPLYLINE_MAX + 16] = xcalloc(w->n_rcpts, sizeof(*last));
 	bool any_bounce = false;
 
 	for (size_t i = 0; i < w->n_rcpts; i++) {
@@ -450,7 +458,7 @@ static void msg_finish(struct dlv_msg *m)
 		u[i].idx = rc->idx;
 		if (r->remote)
 			snprintf(last[i], sizeof(last[i]), "%d %s%s%s", r->code, r->enhanced,
-				 r->enhanced[0] ? " " : "", r->text);
+			         r->enhanced[0] ? " " : "", r->text);
 		else
 			snprintf(last[i], sizeof(last[i]), "%s", r->text);
 		bounce_sanitize(last[i], last[i], sizeof(last[i]));
@@ -475,7 +483,7 @@ static void msg_finish(struct dlv_msg *m)
 		default: {
 			int64_t next;
 			if (retry_next(cfg->retry, cfg->n_retry, cfg->max_age, rc->attempts + 1,
-				       w->arrival_ms, now, &next)) {
+			               w->arrival_ms, now, &next)) {
 				u[i].state = SPOOL_RCPT_DEFERRED;
 				u[i].next_attempt_ms = next;
 				outcome = "deferred";
@@ -488,8 +496,8 @@ static void msg_finish(struct dlv_msg *m)
 				d->stats.failed++;
 				size_t l = strlen(r->text);
 				snprintf(r->text + l, sizeof(r->text) - l,
-					 "%s(gave up after %u days in the queue)", l ? " " : "",
-					 cfg->max_age / 86400);
+				         "%s(gave up after %u days in the queue)", l ? " " : "",
+				         cfg->max_age / 86400);
 				if (!r->remote && r->code == 0)
 					r->code = 421;
 				if (bounce_wanted(rc->notify, BOUNCE_FAILED))
@@ -507,9 +515,10 @@ static void msg_finish(struct dlv_msg *m)
 		logline_str(&l, "tls", m->info[i].tls[0] ? m->info[i].tls : "none");
 		logline_int(&l, "delay_ms", (long long)(now - w->arrival_ms));
 		logline_int(&l, "attempt", rc->attempts + 1);
-		logline_str(&l, "dsn", enhanced_or(r, r->status == SMTP_CLIENT_OK ? "2.0.0"
-						       : r->status == SMTP_CLIENT_PERMFAIL ? "5.0.0"
-											    : "4.0.0"));
+		logline_str(&l, "dsn",
+		            enhanced_or(r, r->status == SMTP_CLIENT_OK         ? "2.0.0"
+		                           : r->status == SMTP_CLIENT_PERMFAIL ? "5.0.0"
+		                                                               : "4.0.0"));
 		logline_str(&l, "result", outcome);
 		logline_str(&l, "reply", last[i]);
 		logline_emit(&l, LOG_LEVEL_INFO);
@@ -521,13 +530,13 @@ static void msg_finish(struct dlv_msg *m)
 			/* RFC 3461 6.2 / RFC 5321 6.1: never notify the null
 			 * sender; that is how bounce loops are avoided. */
 			log_event(LOG_LEVEL_INFO, "delivery.bounce_dropped",
-				  "qid=%s reason=null-sender", w->qid);
+			          "qid=%s reason=null-sender", w->qid);
 		} else {
 			bounce = make_bounce(m, kinds);
 			if (bounce != NULL) {
 				d->stats.bounces++;
 				log_event(LOG_LEVEL_INFO, "delivery.bounce", "qid=%s bounce_qid=%s",
-					  w->qid, spool_msg_envelope(bounce)->qid);
+				          w->qid, spool_msg_envelope(bounce)->qid);
 			}
 		}
 	}
@@ -549,7 +558,7 @@ static void route_failed(struct destination *dest, const struct dns_route *route
 	logline_emit(&l, LOG_LEVEL_INFO);
 	bool perm = route->status == DNS_ROUTE_PERMFAIL;
 	dest_fail_queue(dest, perm ? SMTP_CLIENT_PERMFAIL : SMTP_CLIENT_TEMPFAIL, route->code,
-			perm ? 550 : 451, route->text);
+	                perm ? 550 : 451, route->text);
 }
 
 static void route_done(void *arg, const struct dns_route *route)
@@ -605,7 +614,7 @@ static void smarthost_finish(struct smarthost_lookup *sl)
 		route.status = DNS_ROUTE_TEMPFAIL;
 		str_copy(route.code, "4.4.3", sizeof(route.code));
 		snprintf(route.text, sizeof(route.text), "smarthost cannot be resolved: %s",
-			 error ? error : "no address");
+		         error ? error : "no address");
 	}
 	route_done(dest, &route);
 }
@@ -691,8 +700,8 @@ static void dest_route(struct destination *dest)
 		smarthost_start(dest);
 		return;
 	}
-	dest->route_query = dns_route_start(dest->d->dns, &dest->d->policy, dest->key, route_done,
-					    dest);
+	dest->route_query =
+	    dns_route_start(dest->d->dns, &dest->d->policy, dest->key, route_done, dest);
 }
 
 /* ---- connections --------------------------------------------------------- */
@@ -729,7 +738,7 @@ void engine_conn_ready(struct destination *dest, struct outbound *ob)
 }
 
 void engine_conn_closed(struct destination *dest, struct outbound *ob, bool ever_ready,
-			const struct smtp_client_result *error, const char *relay)
+                        const struct smtp_client_result *error, const char *relay)
 {
 	dest_remove_conn(dest, ob);
 	if (!ever_ready) {
@@ -742,7 +751,7 @@ void engine_conn_closed(struct destination *dest, struct outbound *ob, bool ever
 		if (!others) {
 			char text[SMTP_REPLYLINE_MAX];
 			snprintf(text, sizeof(text), "%s",
-				 error ? error->text : "no server of this destination answered");
+			         error ? error->text : "no server of this destination answered");
 			struct logline l;
 			logline_init(&l, "delivery.unreachable");
 			logline_str(&l, "domain", dest->smarthost ? "(smarthost)" : dest->key);
@@ -752,8 +761,8 @@ void engine_conn_closed(struct destination *dest, struct outbound *ob, bool ever
 			/* A connection-level problem is never a reason to
 			 * bounce: other servers, or later, may do better. */
 			dest_fail_queue(dest, SMTP_CLIENT_TEMPFAIL,
-					error && error->enhanced[0] ? error->enhanced : "4.4.1",
-					error && error->code ? error->code : 421, text);
+			                error && error->enhanced[0] ? error->enhanced : "4.4.1",
+			                error && error->code ? error->code : 421, text);
 			dest->route_state = ROUTE_NONE;
 		}
 	}
@@ -903,7 +912,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 static void fetch_done(void *arg, enum spool_result result, struct spool_work *list,
-		       int64_t next_due_ms)
+                       int64_t next_due_ms)
 {
 	struct delivery *d = arg;
 	d->fetching = false;
@@ -958,8 +967,8 @@ static void fetch(struct delivery *d)
 /* ---- the public side ------------------------------------------------------- */
 
 struct delivery *delivery_new(struct event_base *base, struct config *cfg, struct spool *spool,
-			      const struct sockaddr_storage *our_addrs, size_t n_our_addrs,
-			      const char **error_r)
+                              const struct sockaddr_storage *our_addrs, size_t n_our_addrs,
+                              const char **error_r)
 {
 	struct delivery *d = xcalloc(1, sizeof(*d));
 	d->base = base;
@@ -990,7 +999,7 @@ fail:
 void delivery_start(struct delivery *d)
 {
 	log_event(LOG_LEVEL_INFO, "delivery.start", "route=%s paused=%s",
-		  d->cfg->smarthost ? d->cfg->smarthost : "mx", d->paused ? "yes" : "no");
+	          d->cfg->smarthost ? d->cfg->smarthost : "mx", d->paused ? "yes" : "no");
 	fetch(d);
 }
 
@@ -999,8 +1008,8 @@ void delivery_pause(struct delivery *d, bool paused)
 	if (d->paused == paused)
 		return;
 	d->paused = paused;
-	log_event(LOG_LEVEL_INFO, paused ? "delivery.pause" : "delivery.resume", "messages_out=%llu",
-		  (unsigned long long)d->msgs_out);
+	log_event(LOG_LEVEL_INFO, paused ? "delivery.pause" : "delivery.resume",
+	          "messages_out=%llu", (unsigned long long)d->msgs_out);
 	if (paused)
 		evtimer_del(d->timer);
 	else

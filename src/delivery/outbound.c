@@ -35,11 +35,11 @@ struct outbound {
 	struct outbound *next; /* in the destination's list */
 	struct destination *dest;
 	struct outbound_settings set; /* strings copied */
-	size_t target;		      /* index into dest->route.targets */
-	bool plain_retry;	      /* STARTTLS failed here once: plaintext now */
-	bool connected;		      /* TCP (and implicit TLS) is up */
-	bool in_handshake;	      /* STARTTLS handshake running */
-	bool direct;		      /* plain TCP: output is written at once (flush_now) */
+	size_t target;                /* index into dest->route.targets */
+	bool plain_retry;             /* STARTTLS failed here once: plaintext now */
+	bool connected;               /* TCP (and implicit TLS) is up */
+	bool in_handshake;            /* STARTTLS handshake running */
+	bool direct;                  /* plain TCP: output is written at once (flush_now) */
 	bool ever_ready;
 	bool announced_ready; /* engine_conn_ready was called for this idle period */
 	struct bufferevent *bev;
@@ -113,7 +113,8 @@ static SSL *new_ssl(struct outbound *ob)
 		return NULL;
 	struct in6_addr a6;
 	struct in_addr a4;
-	bool is_ip = inet_pton(AF_INET, t->host, &a4) == 1 || inet_pton(AF_INET6, t->host, &a6) == 1;
+	bool is_ip =
+	    inet_pton(AF_INET, t->host, &a4) == 1 || inet_pton(AF_INET6, t->host, &a6) == 1;
 	if (!is_ip)
 		SSL_set_tlsext_host_name(ssl, t->host);
 	if (ob->set.verify) {
@@ -179,7 +180,7 @@ static void finish(struct outbound *ob, bool failed)
 	close_bev(ob);
 	struct destination *dest = ob->dest;
 	engine_conn_closed(dest, ob, ob->ever_ready, failed && ob->have_error ? &ob->error : NULL,
-			   ob->relay);
+	                   ob->relay);
 	outbound_free(ob);
 }
 
@@ -191,7 +192,7 @@ static void job_done(struct outbound *ob)
 	ob->sending_body = false;
 	const struct smtp_client_info *info = smtp_client_info(ob->client);
 	engine_job_done(ob->dest, ob, job, ob->relay, ob->tls,
-			(info->extensions & SMTP_CLIENT_EXT_DSN) != 0);
+	                (info->extensions & SMTP_CLIENT_EXT_DSN) != 0);
 }
 
 static void note_error(struct outbound *ob, const struct smtp_client_result *e)
@@ -259,13 +260,13 @@ static void start_tls(struct outbound *ob)
 	ob->direct = false;
 	bufferevent_set_timeouts(ob->bev, NULL, NULL);
 	ob->bev = bufferevent_openssl_filter_new(engine_base(ob->dest), ob->bev, ssl,
-						 BUFFEREVENT_SSL_CONNECTING,
-						 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	                                         BUFFEREVENT_SSL_CONNECTING,
+	                                         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	bufferevent_openssl_set_allow_dirty_shutdown(ob->bev, 1);
 	bufferevent_setcb(ob->bev, on_read, on_write, on_event, ob);
 	bufferevent_setwatermark(ob->bev, EV_WRITE, DELIVERY_OUTPUT_HIGHWATER / 2, 0);
 	unsigned secs = TLS_HANDSHAKE_TIMEOUT < ob->set.reply_timeout ? TLS_HANDSHAKE_TIMEOUT
-									 : ob->set.reply_timeout;
+	                                                              : ob->set.reply_timeout;
 	struct timeval tv = {secs, 0};
 	bufferevent_set_timeouts(ob->bev, &tv, &tv);
 	bufferevent_enable(ob->bev, EV_READ | EV_WRITE);
@@ -277,7 +278,7 @@ static void record_tls(struct outbound *ob)
 	SSL *ssl = bufferevent_openssl_get_ssl(ob->bev);
 	if (ssl != NULL)
 		snprintf(ob->tls, sizeof(ob->tls), "%s %s", SSL_get_version(ssl),
-			 SSL_get_cipher_name(ssl));
+		         SSL_get_cipher_name(ssl));
 }
 
 static void set_timeout(struct outbound *ob)
@@ -434,14 +435,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	if (!ob->connected) {
 		/* No connection (refused, unreachable, timed out, or the
 		 * implicit-TLS handshake failed): the next target. */
-		struct smtp_client_result e = {.status = SMTP_CLIENT_TEMPFAIL,
-					       .reason = SMTP_CLIENT_R_LOST,
-					       .code = 421};
+		struct smtp_client_result e = {
+		    .status = SMTP_CLIENT_TEMPFAIL, .reason = SMTP_CLIENT_R_LOST, .code = 421};
 		str_copy(e.enhanced, "4.4.1", sizeof(e.enhanced));
 		snprintf(e.text, sizeof(e.text), "connect to %s: %s", ob->relay,
-			 (what & BEV_EVENT_TIMEOUT) ? "timed out"
-			 : EVUTIL_SOCKET_ERROR()     ? evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR())
-						     : "failed");
+		         (what & BEV_EVENT_TIMEOUT) ? "timed out"
+		         : EVUTIL_SOCKET_ERROR()
+		             ? evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR())
+		             : "failed");
 		if (ob->set.implicit_tls && bufferevent_get_openssl_error(bev) != 0) {
 			snprintf(e.text, sizeof(e.text), "TLS handshake with %s failed", ob->relay);
 			ERR_clear_error();
@@ -459,7 +460,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	smtp_client_event(ob->client, (what & BEV_EVENT_TIMEOUT) ? SMTP_CLIENT_EV_TIMEOUT
-								 : SMTP_CLIENT_EV_LOST);
+	                                                         : SMTP_CLIENT_EV_LOST);
 	drive(ob);
 }
 
@@ -470,34 +471,34 @@ static void attempt(struct outbound *ob)
 	struct event_base *base = engine_base(ob->dest);
 	set_relay(ob);
 	struct smtp_client_config cc = {
-		.ehlo_name = ob->set.ehlo_name,
-		.tls = ob->plain_retry ? SMTP_CLIENT_TLS_NONE : ob->set.tls,
-		.implicit_tls = ob->set.implicit_tls,
-		.auth_user = ob->set.auth_user,
-		.auth_password = ob->set.auth_password,
+	    .ehlo_name = ob->set.ehlo_name,
+	    .tls = ob->plain_retry ? SMTP_CLIENT_TLS_NONE : ob->set.tls,
+	    .implicit_tls = ob->set.implicit_tls,
+	    .auth_user = ob->set.auth_user,
+	    .auth_password = ob->set.auth_password,
 	};
 	ob->client = smtp_client_new(&cc);
 	if (ob->client == NULL) {
 		struct smtp_client_result e = {.status = SMTP_CLIENT_TEMPFAIL, .code = 451};
 		str_copy(e.enhanced, "4.3.5", sizeof(e.enhanced));
 		str_copy(e.text, "invalid SMTP client settings (EHLO name or credentials)",
-			 sizeof(e.text));
+		         sizeof(e.text));
 		note_error(ob, &e);
 		finish(ob, true);
 		return;
 	}
 	if (ob->set.implicit_tls) {
 		SSL *ssl = new_ssl(ob);
-		ob->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-							 BEV_OPT_CLOSE_ON_FREE |
-								 BEV_OPT_DEFER_CALLBACKS);
+		ob->bev =
+		    bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+		                                   BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 		bufferevent_openssl_set_allow_dirty_shutdown(ob->bev, 1);
 	} else {
 		/* Deferred callbacks: nothing calls back into this code from
 		 * inside a libevent call made here (a connect that fails at
 		 * once reports later, from the loop). */
 		ob->bev = bufferevent_socket_new(base, -1,
-						 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	}
 	bufferevent_setcb(ob->bev, on_read, on_write, on_event, ob);
 	bufferevent_setwatermark(ob->bev, EV_WRITE, DELIVERY_OUTPUT_HIGHWATER / 2, 0);

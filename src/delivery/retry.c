@@ -5,7 +5,7 @@
 #include <assert.h>
 
 bool retry_next(const unsigned *retry, size_t n_retry, unsigned max_age, unsigned attempts,
-		int64_t arrival_ms, int64_t now_ms, int64_t *next_ms_r)
+                int64_t arrival_ms, int64_t now_ms, int64_t *next_ms_r)
 {
 	assert(n_retry > 0); /* the configuration always has an interval */
 	if (now_ms - arrival_ms >= (int64_t)max_age * 1000)

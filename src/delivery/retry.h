@@ -21,6 +21,6 @@
  * seconds by then: it is to be bounced instead.
  */
 bool retry_next(const unsigned *retry, size_t n_retry, unsigned max_age, unsigned attempts,
-		int64_t arrival_ms, int64_t now_ms, int64_t *next_ms_r);
+                int64_t arrival_ms, int64_t now_ms, int64_t *next_ms_r);
 
 #endif

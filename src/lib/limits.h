@@ -22,8 +22,8 @@
 #define SMTP_REPLY_LINES_MAX 100
 /* RFC 5321 4.5.3.1.1-3: local part 64, domain 255, path 256 octets. */
 #define SMTP_LOCALPART_MAX 64
-#define SMTP_DOMAIN_MAX 255
-#define SMTP_PATH_MAX 256
+#define SMTP_DOMAIN_MAX    255
+#define SMTP_PATH_MAX      256
 /* RFC 3461 4.4: ENVID is at most 100 characters (as xtext, before decoding). */
 #define SMTP_ENVID_MAX 100
 /* RFC 3461 4.2: ORCPT, as xtext, is at most 500 characters. */
@@ -71,10 +71,10 @@
 #define SPOOL_CHUNK 65536
 
 /* Configuration: one line of the file, and the number of listeners. */
-#define CONFIG_LINE_MAX 1024
-#define CONFIG_LISTENERS_MAX 64
+#define CONFIG_LINE_MAX         1024
+#define CONFIG_LISTENERS_MAX    64
 #define CONFIG_LISTEN_ADDRS_MAX 16
-#define CONFIG_TRUSTED_MAX 64
+#define CONFIG_TRUSTED_MAX      64
 
 /* Control socket: one request line, including its LF. */
 #define CTL_REQUEST_MAX 4096

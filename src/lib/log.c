@@ -45,9 +45,9 @@ static void log_write(enum log_level level, const char *line, size_t len)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	int n = snprintf(out, sizeof(out), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d]: %s %.*s\n",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			 tm.tm_sec, ts.tv_nsec / 1000000, log_ident, log_pid ? log_pid : (int)getpid(),
-			 level_names[level], (int)len, line);
+	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	                 tm.tm_sec, ts.tv_nsec / 1000000, log_ident,
+	                 log_pid ? log_pid : (int)getpid(), level_names[level], (int)len, line);
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(out)) {

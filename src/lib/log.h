@@ -26,7 +26,7 @@ void log_set_level(enum log_level min_level);
  * only with values that are known to be safe (numbers, queue ids, names from
  * the configuration); network input goes through struct logline. */
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* A line built key by key; every value is quoted if it needs to be. */
 struct logline {
@@ -40,7 +40,7 @@ void logline_str(struct logline *l, const char *key, const char *value);
 void logline_mem(struct logline *l, const char *key, const char *value, size_t len);
 void logline_int(struct logline *l, const char *key, long long value);
 void logline_fmt(struct logline *l, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void logline_emit(struct logline *l, enum log_level level);
 
 /* log_quote - write value, quoted as in log lines, into dst (for messages

@@ -23,7 +23,7 @@ struct workers {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct job *todo, *todo_tail; /* waiting for a thread */
-	struct job *finished;	      /* run, waiting for the loop */
+	struct job *finished;         /* run, waiting for the loop */
 	pthread_t *threads;
 	unsigned nthreads;
 	bool stopping;

@@ -6,9 +6,9 @@
  * Owns: the threads, the job queue and the hand-back to the loop. A job's
  * run function executes on a worker thread; its done function then executes
  * on the event-loop thread, in the order the jobs finished (with several
- * threads a quick job does not wait for a slow one submitted before it). Jobs are never cancelled: whoever submitted one
- * and went away marks that in the job's own data, which done sees.
- * Threads: workers_new, workers_submit and workers_free on the loop thread.
+ * threads a quick job does not wait for a slow one submitted before it). Jobs are never cancelled:
+ * whoever submitted one and went away marks that in the job's own data, which done sees. Threads:
+ * workers_new, workers_submit and workers_free on the loop thread.
  */
 #ifndef DETOUR_WORKERS_H
 #define DETOUR_WORKERS_H

@@ -33,13 +33,13 @@ struct spool_msg;
 
 /* Queue ids: 16 characters of [0-9A-Z] (Crockford base32, no I L O U),
  * time-ordered, unique within this spool. */
-#define QID_LEN 16
+#define QID_LEN  16
 #define QID_SIZE (QID_LEN + 1)
 
 enum spool_result {
 	SPOOL_OK,
 	SPOOL_TEMPFAIL, /* database error; the message is not queued (451) */
-	SPOOL_NOSPACE,	/* out of disk space; not queued (452 4.3.1) */
+	SPOOL_NOSPACE,  /* out of disk space; not queued (452 4.3.1) */
 	SPOOL_NOTFOUND, /* spool_op: no such queue id */
 };
 
@@ -47,18 +47,18 @@ enum spool_result {
  * message (set them with xstrdup); NULL means "not known / not applicable". */
 struct spool_envelope {
 	char qid[QID_SIZE];
-	char *sender;	   /* reverse-path without <>, "" for the null sender */
+	char *sender; /* reverse-path without <>, "" for the null sender */
 	enum smtp_body body;
 	bool smtputf8;
 	enum smtp_ret ret;
-	char *envid;	   /* RFC 3461 ENVID, decoded */
+	char *envid;            /* RFC 3461 ENVID, decoded */
 	uint64_t declared_size; /* SIZE= from MAIL, 0 if none */
-	char *client_addr; /* "192.0.2.1" or "2001:db8::1" */
-	char *helo;	   /* EHLO/HELO argument */
-	char *listener;	   /* name of the [listener NAME] section */
-	char *tls;	   /* "TLSv1.3 TLS_AES_256_GCM_SHA384", NULL if plaintext */
-	char *account;	   /* authenticated account, NULL if none */
-	int64_t arrival_ms; /* wall clock, milliseconds since the epoch */
+	char *client_addr;      /* "192.0.2.1" or "2001:db8::1" */
+	char *helo;             /* EHLO/HELO argument */
+	char *listener;         /* name of the [listener NAME] section */
+	char *tls;              /* "TLSv1.3 TLS_AES_256_GCM_SHA384", NULL if plaintext */
+	char *account;          /* authenticated account, NULL if none */
+	int64_t arrival_ms;     /* wall clock, milliseconds since the epoch */
 };
 
 /*
@@ -82,7 +82,7 @@ void spool_close(struct spool **sp);
 struct spool_msg *spool_msg_new(struct spool *sp);
 struct spool_envelope *spool_msg_envelope(struct spool_msg *m);
 void spool_msg_add_rcpt(struct spool_msg *m, const char *address, unsigned notify,
-			const char *orcpt);
+                        const char *orcpt);
 size_t spool_msg_rcpt_count(const struct spool_msg *m);
 
 /* spool_msg_append - add message bytes. They stay in memory up to
@@ -152,7 +152,7 @@ struct spool_work_rcpt {
 	unsigned idx; /* position in the message's RCPT order */
 	char *address;
 	unsigned notify; /* SMTP_NOTIFY_* bits, 0 if not given */
-	char *orcpt;	 /* NULL if none */
+	char *orcpt;     /* NULL if none */
 	unsigned attempts;
 	enum spool_rcpt_state state;
 };
@@ -183,7 +183,7 @@ struct spool_work {
  * recipient becomes due (INT64_MAX if none).
  */
 typedef void spool_fetch_cb(void *arg, enum spool_result result, struct spool_work *list,
-			    int64_t next_due_ms);
+                            int64_t next_due_ms);
 void spool_fetch(struct spool *sp, int64_t now_ms, size_t max, spool_fetch_cb *cb, void *arg);
 
 void spool_work_free(struct spool_work **w);
@@ -206,7 +206,7 @@ struct spool_rcpt_update {
  * update with n == 0 only releases the claim.
  */
 void spool_update(struct spool *sp, const char *qid, const struct spool_rcpt_update *updates,
-		  size_t n, struct spool_msg *bounce, spool_op_cb *cb, void *arg);
+                  size_t n, struct spool_msg *bounce, spool_op_cb *cb, void *arg);
 
 /*
  * spool_read_body - copy up to len bytes of message qid's body from offset

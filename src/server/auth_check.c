@@ -29,7 +29,7 @@ static void handle_key_init(void)
 /* thread_accounts - this thread's handle, opened on first use. NULL with
  * *missing_r set when the database does not exist yet (no accounts). */
 static struct accounts *thread_accounts(const char *state_dir, bool *missing_r,
-					const char **error_r)
+                                        const char **error_r)
 {
 	pthread_once(&handle_once, handle_key_init);
 	struct accounts *a = pthread_getspecific(handle_key);
@@ -48,7 +48,7 @@ static struct accounts *thread_accounts(const char *state_dir, bool *missing_r,
 }
 
 struct auth_check *auth_check_new(const char *state_dir, const struct sasl_credentials *cred,
-				  const char *mechanism)
+                                  const char *mechanism)
 {
 	struct auth_check *ac = xcalloc(1, sizeof(*ac));
 	ac->state_dir = xstrdup(state_dir);
@@ -65,9 +65,8 @@ void auth_check_run(void *arg)
 	struct account *acct = NULL;
 
 	struct accounts *a = thread_accounts(ac->state_dir, &missing, &error);
-	enum accounts_result r =
-		a == NULL ? (missing ? ACCOUNTS_NOTFOUND : ACCOUNTS_ERROR)
-			  : accounts_get(a, ac->cred.user, &acct, &error);
+	enum accounts_result r = a == NULL ? (missing ? ACCOUNTS_NOTFOUND : ACCOUNTS_ERROR)
+	                                   : accounts_get(a, ac->cred.user, &acct, &error);
 	if (r == ACCOUNTS_ERROR) {
 		ac->result = AUTH_CHECK_UNAVAILABLE;
 		ac->reason = "account database unavailable";

@@ -21,7 +21,7 @@ struct session;
 
 enum auth_check_result {
 	AUTH_CHECK_OK,
-	AUTH_CHECK_FAILED,	/* unknown account, wrong password, suspended */
+	AUTH_CHECK_FAILED,      /* unknown account, wrong password, suspended */
 	AUTH_CHECK_UNAVAILABLE, /* the database could not be read (454) */
 };
 
@@ -32,11 +32,11 @@ struct auth_check {
 	const char *mechanism;
 	/* out */
 	enum auth_check_result result;
-	const char *reason;		/* for the log: "unknown account", ... */
+	const char *reason;              /* for the log: "unknown account", ... */
 	char account[SMTP_PATH_MAX + 1]; /* the normalized account address */
-	char **senders;			/* allowed sender patterns */
+	char **senders;                  /* allowed sender patterns */
 	size_t n_senders;
-	char *messages_rate;	/* the account's own limits, NULL: [limits] */
+	char *messages_rate; /* the account's own limits, NULL: [limits] */
 	char *recipients_rate;
 	/* the session waiting for it; NULL once that session is gone */
 	struct session *session;
@@ -45,7 +45,7 @@ struct auth_check {
 /* auth_check_new - a job for these credentials (copied; the caller wipes
  * its own copy). */
 struct auth_check *auth_check_new(const char *state_dir, const struct sasl_credentials *cred,
-				  const char *mechanism);
+                                  const char *mechanism);
 
 /* auth_check_run - the worker-thread part (a worker_run_fn). */
 void auth_check_run(void *arg);

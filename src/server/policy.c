@@ -24,7 +24,7 @@ static bool same_address(const char *a, const char *b)
 }
 
 bool policy_sender_matches(const char *address, const char *account, const char *const *patterns,
-			   size_t n_patterns)
+                           size_t n_patterns)
 {
 	if (account != NULL && same_address(address, account))
 		return true;
@@ -42,7 +42,7 @@ bool policy_sender_matches(const char *address, const char *account, const char 
 }
 
 bool policy_mail(const struct policy_client *c, const struct smtp_addr *sender,
-		 enum smtp_reply_id *reply_r)
+                 enum smtp_reply_id *reply_r)
 {
 	if (c->account == NULL && !c->trusted) {
 		/* RFC 4954 6: 530 tells the client that AUTH would help. */
@@ -71,15 +71,15 @@ bool policy_mail(const struct policy_client *c, const struct smtp_addr *sender,
 }
 
 bool policy_rcpt(const struct policy_client *c, const struct smtp_addr *rcpt,
-		 enum smtp_reply_id *reply_r)
+                 enum smtp_reply_id *reply_r)
 {
 	if (rcpt->is_postmaster) {
 		*reply_r = SMTP_R_NO_MAILBOXES;
 		return false;
 	}
 	if (c->account == NULL && !c->trusted) {
-		*reply_r = c->auth == LISTENER_AUTH_REQUIRED ? SMTP_R_AUTH_REQUIRED
-							     : SMTP_R_RELAY_DENIED;
+		*reply_r =
+		    c->auth == LISTENER_AUTH_REQUIRED ? SMTP_R_AUTH_REQUIRED : SMTP_R_RELAY_DENIED;
 		return false;
 	}
 	return true;

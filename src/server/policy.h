@@ -21,9 +21,9 @@
 #include "smtp/smtp_reply.h"
 
 struct policy_client {
-	bool trusted;		   /* address in [server] trusted */
-	enum listener_auth auth;   /* the listener's auth mode */
-	const char *account;	   /* authenticated account, NULL if none */
+	bool trusted;               /* address in [server] trusted */
+	enum listener_auth auth;    /* the listener's auth mode */
+	const char *account;        /* authenticated account, NULL if none */
 	const char *const *senders; /* extra patterns the account may use: "a@b", "@domain" */
 	size_t n_senders;
 };
@@ -31,15 +31,15 @@ struct policy_client {
 /* policy_mail - may this client start a transaction with this sender?
  * Returns true, or false with the reply to send in *reply_r. */
 bool policy_mail(const struct policy_client *c, const struct smtp_addr *sender,
-		 enum smtp_reply_id *reply_r);
+                 enum smtp_reply_id *reply_r);
 
 /* policy_rcpt - may this client send to this recipient? */
 bool policy_rcpt(const struct policy_client *c, const struct smtp_addr *rcpt,
-		 enum smtp_reply_id *reply_r);
+                 enum smtp_reply_id *reply_r);
 
 /* policy_sender_matches - does address equal account or match one of the
  * patterns? Local parts compare exactly, domains case-insensitively. */
 bool policy_sender_matches(const char *address, const char *account, const char *const *patterns,
-			   size_t n_patterns);
+                           size_t n_patterns);
 
 #endif

@@ -11,8 +11,8 @@
 
 struct bucket {
 	struct bucket *next;
-	double tokens;	       /* what may still be taken */
-	int64_t updated_ms;    /* when tokens was last brought up to date */
+	double tokens;          /* what may still be taken */
+	int64_t updated_ms;     /* when tokens was last brought up to date */
 	int64_t reported_until; /* refusals before this are not logged again */
 	char key[];
 };
@@ -57,7 +57,8 @@ void ratelimit_free(struct ratelimit **rlp)
 static void refill(struct bucket *b, struct config_rate rate, int64_t now_ms)
 {
 	if (now_ms > b->updated_ms) {
-		double add = (double)(now_ms - b->updated_ms) * rate.count / (rate.seconds * 1000.0);
+		double add =
+		    (double)(now_ms - b->updated_ms) * rate.count / (rate.seconds * 1000.0);
 		b->tokens = b->tokens + add > rate.count ? rate.count : b->tokens + add;
 		b->updated_ms = now_ms;
 	}
@@ -94,7 +95,7 @@ static struct bucket *find(struct ratelimit *rl, const char *key)
 /* get - key's bucket, made full if it is new; NULL if the table is full of
  * buckets still in use (then the key is treated as having a full bucket). */
 static struct bucket *get(struct ratelimit *rl, const char *key, struct config_rate rate,
-			  int64_t now_ms)
+                          int64_t now_ms)
 {
 	struct bucket *b = find(rl, key);
 	if (b != NULL) {
@@ -118,7 +119,7 @@ static struct bucket *get(struct ratelimit *rl, const char *key, struct config_r
 }
 
 enum ratelimit_verdict ratelimit_take(struct ratelimit *rl, const char *key,
-				      struct config_rate rate, unsigned n, int64_t now_ms)
+                                      struct config_rate rate, unsigned n, int64_t now_ms)
 {
 	if (rate.count == 0)
 		return RATELIMIT_OK;
@@ -137,13 +138,13 @@ enum ratelimit_verdict ratelimit_take(struct ratelimit *rl, const char *key,
 }
 
 bool ratelimit_check(struct ratelimit *rl, const char *key, struct config_rate rate, unsigned n,
-		     int64_t now_ms)
+                     int64_t now_ms)
 {
 	return ratelimit_available(rl, key, rate, now_ms) >= n;
 }
 
 unsigned ratelimit_available(struct ratelimit *rl, const char *key, struct config_rate rate,
-			     int64_t now_ms)
+                             int64_t now_ms)
 {
 	if (rate.count == 0)
 		return UINT32_MAX;

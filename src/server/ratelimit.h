@@ -26,8 +26,8 @@ struct ratelimit *ratelimit_new(size_t max_keys);
 void ratelimit_free(struct ratelimit **rl);
 
 enum ratelimit_verdict {
-	RATELIMIT_OK,	    /* allowed, and taken */
-	RATELIMIT_OVER,	    /* refused; already reported in this window */
+	RATELIMIT_OK,       /* allowed, and taken */
+	RATELIMIT_OVER,     /* refused; already reported in this window */
 	RATELIMIT_OVER_NEW, /* refused, the first time in this window: log it */
 };
 
@@ -36,16 +36,16 @@ enum ratelimit_verdict {
  * with count 0 is no limit. Nothing is taken when the answer is a refusal.
  */
 enum ratelimit_verdict ratelimit_take(struct ratelimit *rl, const char *key,
-				      struct config_rate rate, unsigned n, int64_t now_ms);
+                                      struct config_rate rate, unsigned n, int64_t now_ms);
 
 /* ratelimit_check - would n be allowed now? Takes nothing. */
 bool ratelimit_check(struct ratelimit *rl, const char *key, struct config_rate rate, unsigned n,
-		     int64_t now_ms);
+                     int64_t now_ms);
 
 /* ratelimit_available - what key may still take now (rate.count if the key
  * has no bucket). */
 unsigned ratelimit_available(struct ratelimit *rl, const char *key, struct config_rate rate,
-			     int64_t now_ms);
+                             int64_t now_ms);
 
 /* ratelimit_count - buckets in the table (for status). */
 size_t ratelimit_count(const struct ratelimit *rl);

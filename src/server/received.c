@@ -41,10 +41,10 @@ size_t received_format(const struct received_info *ri, char *out, size_t size)
 	if (ri->for_rcpt != NULL)
 		snprintf(rcpt, sizeof(rcpt), "\r\n\tfor <%s>", ri->for_rcpt);
 
-	int n = snprintf(out, size,
-			 "Received: from %s ([%s])\r\n\tby %s (detour) with %s id %s%s%s%s;\r\n\t%s\r\n",
-			 ri->helo, addr, ri->hostname, received_protocol(ri), ri->qid, tls, auth, rcpt,
-			 date);
+	int n = snprintf(
+	    out, size,
+	    "Received: from %s ([%s])\r\n\tby %s (detour) with %s id %s%s%s%s;\r\n\t%s\r\n",
+	    ri->helo, addr, ri->hostname, received_protocol(ri), ri->qid, tls, auth, rcpt, date);
 	if (n < 0 || (size_t)n >= size)
 		return 0;
 	return (size_t)n;

@@ -16,16 +16,16 @@
 #include <time.h>
 
 struct received_info {
-	const char *helo;	 /* client's EHLO/HELO argument */
+	const char *helo;        /* client's EHLO/HELO argument */
 	const char *client_addr; /* "192.0.2.1" or "2001:db8::1" */
-	const char *hostname;	 /* ours */
+	const char *hostname;    /* ours */
 	const char *qid;
-	const char *tls;	 /* "TLSv1.3 with cipher X", NULL if plaintext */
-	const char *account;	 /* authenticated account, NULL if none */
-	bool esmtp;		 /* EHLO, not HELO */
+	const char *tls;     /* "TLSv1.3 with cipher X", NULL if plaintext */
+	const char *account; /* authenticated account, NULL if none */
+	bool esmtp;          /* EHLO, not HELO */
 	bool authenticated;
 	bool smtputf8;
-	const char *for_rcpt;	 /* the one recipient, or NULL if several */
+	const char *for_rcpt; /* the one recipient, or NULL if several */
 	time_t when;
 };
 
@@ -43,10 +43,10 @@ size_t received_format(const struct received_info *ri, char *out, size_t size);
  */
 struct received_counter {
 	unsigned count;
-	size_t pos;	/* bytes matched of "received:" at a line start; SIZE_MAX: not matching */
+	size_t pos; /* bytes matched of "received:" at a line start; SIZE_MAX: not matching */
 	bool at_line_start;
 	bool prev_cr;
-	bool done;	/* reached the body */
+	bool done; /* reached the body */
 };
 
 void received_counter_init(struct received_counter *rc);

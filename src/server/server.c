@@ -48,7 +48,7 @@ static char error_buf[PATH_MAX + 256];
 
 /* bind_addr - create, bind and listen on one address; -1 with error_buf. */
 static int bind_addr(const struct config_addr *a, const char *cfg_path,
-		     const struct config_listener *cl)
+                     const struct config_listener *cl)
 {
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -67,7 +67,7 @@ static int bind_addr(const struct config_addr *a, const char *cfg_path,
 	return fd;
 fail:
 	snprintf(error_buf, sizeof(error_buf), "%s:%d: listener '%s': cannot listen on %s: %s",
-		 cfg_path, cl->line, cl->name, a->text, strerror(errno));
+	         cfg_path, cl->line, cl->name, a->text, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	return -1;
@@ -91,7 +91,7 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
 	struct server *srv = l->srv;
 	int err = EVUTIL_SOCKET_ERROR();
 	log_event(LOG_LEVEL_WARN, "smtp.accept_error", "listener=%s error=\"%s\"", l->cl->name,
-		  strerror(err));
+	          strerror(err));
 	for (struct server_listener *o = srv->listeners; o != NULL; o = o->next)
 		if (o->evl != NULL)
 			evconnlistener_disable(o->evl);
@@ -129,7 +129,7 @@ static void sockaddr_text(const struct sockaddr *sa, char *out, size_t size)
 			inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)size);
 	} else {
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
-			  (socklen_t)size);
+		          (socklen_t)size);
 	}
 }
 
@@ -179,7 +179,7 @@ static void refuse_now(int fd, const char *reply)
 }
 
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-		      int salen, void *arg)
+                      int salen, void *arg)
 {
 	struct server_listener *l = arg;
 	struct server *srv = l->srv;
@@ -190,7 +190,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 	if (srv->n_sessions >= srv->cfg->max_connections) {
 		refuse_now(fd, "421 4.7.0 Too many connections; try again later\r\n");
 		log_event(LOG_LEVEL_WARN, "smtp.refused", "listener=%s reason=max_connections",
-			  l->cl->name);
+		          l->cl->name);
 		return;
 	}
 	/* One address may not take every connection; trusted networks (a
@@ -200,7 +200,8 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 	bool trusted = config_is_trusted(srv->cfg, sa);
 	if (!trusted && !ip_acquire(srv, addr, srv->cfg->max_connections_per_ip)) {
 		srv->refused_per_ip++;
-		refuse_now(fd, "421 4.7.0 Too many connections from your address; try again later\r\n");
+		refuse_now(fd,
+		           "421 4.7.0 Too many connections from your address; try again later\r\n");
 		struct logline ll;
 		logline_init(&ll, "smtp.refused");
 		logline_str(&ll, "listener", l->cl->name);
@@ -215,7 +216,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 /* bind_all - a list of bound sockets for every address of cfg, taking
  * sockets from *reuse (same address) instead of binding again. */
 static struct server_listener *bind_all(struct server *srv, const struct config *cfg,
-					struct server_listener **reuse, const char **error_r)
+                                        struct server_listener **reuse, const char **error_r)
 {
 	struct server_listener *head = NULL;
 	for (size_t i = 0; i < cfg->n_listeners; i++) {
@@ -275,12 +276,12 @@ static void start_accepting(struct server *srv)
 	for (struct server_listener *l = srv->listeners; l != NULL; l = l->next) {
 		if (l->evl != NULL)
 			continue;
-		l->evl = evconnlistener_new(srv->base, on_accept, l,
-					    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
-					    l->fd);
+		l->evl =
+		    evconnlistener_new(srv->base, on_accept, l,
+		                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, l->fd);
 		evconnlistener_set_error_cb(l->evl, on_accept_error);
-		log_event(LOG_LEVEL_INFO, "server.listen", "listener=%s address=%s",
-			  l->cl->name, l->addr.text);
+		log_event(LOG_LEVEL_INFO, "server.listen", "listener=%s address=%s", l->cl->name,
+		          l->addr.text);
 	}
 }
 
@@ -331,10 +332,11 @@ static int lock_state_dir(struct server *srv, const char **error_r)
 	if (srv->lock_fd < 0 || flock(srv->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno == EWOULDBLOCK)
 			snprintf(error_buf, sizeof(error_buf),
-				 "another detourd is running with state_dir %s", srv->cfg->state_dir);
+			         "another detourd is running with state_dir %s",
+			         srv->cfg->state_dir);
 		else
 			snprintf(error_buf, sizeof(error_buf), "cannot lock %s: %s", path,
-				 strerror(errno));
+			         strerror(errno));
 		*error_r = error_buf;
 		return -1;
 	}
@@ -363,10 +365,11 @@ int server_start(struct server *srv, struct event_base *base, const char **error
 	for (struct server_listener *l = srv->listeners; l != NULL && n_ours < ARRAY_SIZE(ours);
 	     l = l->next) {
 		const struct sockaddr_storage *ss = &l->addr.ss;
-		bool any = (ss->ss_family == AF_INET &&
-			    ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
-			   (ss->ss_family == AF_INET6 &&
-			    IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr));
+		bool any =
+		    (ss->ss_family == AF_INET &&
+		     ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
+		    (ss->ss_family == AF_INET6 &&
+		     IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr));
 		if (!any)
 			ours[n_ours++] = *ss;
 	}
@@ -375,8 +378,8 @@ int server_start(struct server *srv, struct event_base *base, const char **error
 		return -1;
 	delivery_start(srv->delivery);
 	start_accepting(srv);
-	log_event(LOG_LEVEL_INFO, "server.start", "hostname=%s state_dir=%s",
-		  srv->cfg->hostname, srv->cfg->state_dir);
+	log_event(LOG_LEVEL_INFO, "server.start", "hostname=%s state_dir=%s", srv->cfg->hostname,
+	          srv->cfg->state_dir);
 	return 0;
 }
 
@@ -392,8 +395,8 @@ int server_reload(struct server *srv, char **message_r)
 	const char *error = NULL;
 	struct config *cfg = config_load(srv->cfg->path, &errors);
 	if (cfg == NULL) {
-		*message_r = xasprintf("reload refused, the running configuration stays:\n%s",
-				       errors);
+		*message_r =
+		    xasprintf("reload refused, the running configuration stays:\n%s", errors);
 		free(errors);
 		return -1;
 	}
@@ -402,7 +405,7 @@ int server_reload(struct server *srv, char **message_r)
 	    strcmp(cfg->control_socket, srv->cfg->control_socket) != 0 ||
 	    !same_string(cfg->user, srv->cfg->user)) {
 		*message_r = xstrdup("reload refused: state_dir, control_socket and user change "
-				     "only with a restart");
+		                     "only with a restart");
 		config_unref(&cfg);
 		return -1;
 	}
@@ -410,12 +413,14 @@ int server_reload(struct server *srv, char **message_r)
 	 * restart); sessions already in TLS keep the context they began with. */
 	SSL_CTX *tls_ctx;
 	if (tls_for(cfg, &tls_ctx, &error) < 0) {
-		*message_r = xasprintf("reload refused, the running configuration stays: %s", error);
+		*message_r =
+		    xasprintf("reload refused, the running configuration stays: %s", error);
 		config_unref(&cfg);
 		return -1;
 	}
 	if (srv->delivery != NULL && delivery_reload(srv->delivery, cfg, &error) < 0) {
-		*message_r = xasprintf("reload refused, the running configuration stays: %s", error);
+		*message_r =
+		    xasprintf("reload refused, the running configuration stays: %s", error);
 		if (tls_ctx != NULL)
 			SSL_CTX_free(tls_ctx);
 		config_unref(&cfg);
@@ -425,7 +430,8 @@ int server_reload(struct server *srv, char **message_r)
 	struct server_listener *fresh = bind_all(srv, cfg, &old, &error);
 	if (fresh == NULL) {
 		srv->listeners = old;
-		*message_r = xasprintf("reload refused, the running configuration stays: %s", error);
+		*message_r =
+		    xasprintf("reload refused, the running configuration stays: %s", error);
 		/* Delivery took the new settings already: give it the old ones
 		 * back (they worked a moment ago). */
 		const char *ignored;
@@ -481,7 +487,7 @@ void server_stop(struct server *srv)
 	srv->stopping = true;
 	delivery_stop(srv->delivery);
 	log_event(LOG_LEVEL_INFO, "server.stop", "sessions=%u grace=%us", srv->n_sessions,
-		  srv->cfg->shutdown_grace);
+	          srv->cfg->shutdown_grace);
 	while (srv->listeners != NULL) {
 		struct server_listener *n = srv->listeners->next;
 		listener_close(srv->listeners);

@@ -34,19 +34,19 @@ struct server {
 	struct config *cfg; /* current configuration; sessions hold their own ref */
 	struct spool *spool;
 	struct server_listener *listeners; /* linked list of bound sockets */
-	struct session *sessions;	   /* doubly linked list of live sessions */
+	struct session *sessions;          /* doubly linked list of live sessions */
 	struct ctl_server *ctl;
 	struct ssl_ctx_st *tls_ctx; /* NULL when no listener uses TLS */
 	struct workers *workers;    /* password checks */
 	struct delivery *delivery;  /* the outbound side */
 	/* Abuse limits ([limits]; docs/security.md) */
-	struct ratelimit *rl_messages;	 /* per account: messages */
+	struct ratelimit *rl_messages;   /* per account: messages */
 	struct ratelimit *rl_recipients; /* per account: recipients */
-	struct ratelimit *rl_auth;	 /* per client address: failed logins */
-	struct ip_count **ip_counts;	 /* open connections per client address */
-	uint64_t refused_rate;		 /* MAIL/RCPT refused by an account limit */
-	uint64_t refused_auth_blocked;	 /* AUTH refused after too many failures */
-	uint64_t refused_per_ip;	 /* connections over max_connections_per_ip */
+	struct ratelimit *rl_auth;       /* per client address: failed logins */
+	struct ip_count **ip_counts;     /* open connections per client address */
+	uint64_t refused_rate;           /* MAIL/RCPT refused by an account limit */
+	uint64_t refused_auth_blocked;   /* AUTH refused after too many failures */
+	uint64_t refused_per_ip;         /* connections over max_connections_per_ip */
 	struct event *grace_timer;
 	unsigned n_sessions;
 	uint64_t next_session_id;

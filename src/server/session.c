@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /* session.c - see session.h */
 #include "server/session.h"
+#include "server/session_private.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,112 +40,20 @@
 #include "smtp/smtp_reply.h"
 #include "smtp/smtp_sasl.h"
 
-enum session_state {
-	SESSION_STATE_GREETED, /* banner sent, no EHLO or HELO yet */
-	SESSION_STATE_READY,   /* EHLO/HELO done, no transaction */
-	SESSION_STATE_MAIL,    /* MAIL accepted, no recipient yet */
-	SESSION_STATE_RCPT,    /* at least one recipient accepted */
-	SESSION_STATE_DATA,    /* reading message data after 354 */
-	SESSION_STATE_BDAT,    /* reading the octets of a BDAT chunk */
-	SESSION_STATE_COMMIT,  /* waiting for the spool to make the message durable */
-	SESSION_STATE_AUTH,    /* waiting for a password check, or its failure delay */
-	SESSION_STATE_TLS,     /* TLS handshake in progress */
-	SESSION_STATE_CLOSING, /* the last reply is being flushed */
-};
-
-static const char *const state_names[] = {"greeted", "ready", "mail", "rcpt", "data",
-					  "bdat",    "commit", "auth", "tls", "closing"};
-
-/* Where an AUTH exchange stands between two lines from the client. */
-enum auth_step { AUTH_STEP_NONE, AUTH_STEP_PLAIN, AUTH_STEP_LOGIN_USER, AUTH_STEP_LOGIN_PASS };
-
-/* Why a message in DATA or BDAT is refused; checked at its end. */
-enum refusal { REFUSE_NONE, REFUSE_TOO_BIG, REFUSE_STORAGE, REFUSE_LOOP, REFUSE_SEQUENCE };
-
-struct session {
-	struct session *next, *prev; /* the server's list */
-	struct server *srv;
-	struct config *cfg; /* the configuration this session started under */
-	const struct config_listener *listener;
-	struct bufferevent *bev;
-	uint64_t id;
-	char client_addr[INET6_ADDRSTRLEN];
-	unsigned client_port;
-	struct sockaddr_storage peer;
-	int64_t started_ms;
-
-	enum session_state state;
-	bool esmtp;	    /* EHLO given: extensions and pipelining negotiated */
-	bool trusted;	    /* client address is in [server] trusted */
-	bool skip_line;	    /* discarding the rest of an over-long line */
-	bool output_full;   /* paused until the client reads its replies */
-	bool shutting_down; /* close at the next command boundary */
-	char helo[SMTP_HELO_MAX + 1];
-
-	/* Plain TCP: replies are written to the socket directly (flush_now). */
-	bool direct_write;
-
-	/* TLS: active after the handshake of implicit TLS or STARTTLS. */
-	bool tls_active;
-	char tls_desc[160];  /* for Received: "TLSv1.3 with cipher ..." */
-	char tls_short[96];  /* for the envelope */
-
-	/* AUTH (RFC 4954) */
-	char *account;	     /* authenticated account, NULL until AUTH succeeds */
-	char **senders;	     /* further sender patterns the account may use */
-	size_t n_senders;
-	enum auth_step auth_step;
-	const char *auth_mechanism;
-	struct sasl_credentials *login; /* AUTH LOGIN: user name until the password */
-	struct auth_check *auth_job;	/* in flight on a worker */
-	struct event *auth_delay;	/* failure answered after a pause */
-	struct config_rate rate_messages;   /* the account's limits ([limits] or its own) */
-	struct config_rate rate_recipients;
-	bool ip_counted; /* counted in the server's per-address table */
-	struct event *deadline; /* [limits] session_timeout */
-	unsigned errors;
-	unsigned messages;
-	const char *close_reason;
-
-	/* The current transaction (MAIL to the end of DATA/BDAT LAST). */
-	struct spool_msg *msg;
-	struct smtp_mail_params mail;
-	bool mail_utf8; /* sender needs SMTPUTF8 */
-	char first_rcpt[SMTP_PATH_MAX + 1];
-	bool used_bdat;
-	struct smtp_data data;
-	struct received_counter received;
-	enum refusal refusal;
-	int storage_errno;
-	uint64_t bdat_remaining; /* octets of the current chunk still to read */
-	bool bdat_last;
-	bool bdat_discard; /* chunk read only to be thrown away */
-	enum smtp_reply_id bdat_error;
-	enum session_state bdat_return; /* state to go back to after a discarded chunk */
-
-	/* Closing: the last replies are flushed, then the session is freed. */
-	struct event *close_ev;
-	int64_t close_deadline_ms;
-
-	/* A message handed to the spool, waiting for its commit. */
-	struct spool_msg *pending;
-	struct logline *pending_log; /* the message's log line, completed with the result */
-};
+static const char *const state_names[] = {"greeted", "ready",  "mail", "rcpt", "data",
+                                          "bdat",    "commit", "auth", "tls",  "closing"};
 
 /* One scratch buffer for unstuffed message data: the loop is single-threaded
  * and each use is finished before the next. */
 #define SCRATCH_IN 65536
 static char scratch[SCRATCH_IN + 2];
 
-static void session_process(struct session *s);
-static void session_close(struct session *s, const char *reason);
-static void flush_now(struct session *s);
 static void session_free(struct session *s);
 
 /* ---- replies -------------------------------------------------------------- */
 
-/* reply_raw - queue one reply line; counts client errors (5xx). */
-static void reply_raw(struct session *s, int code, const char *enh, const char *text, bool more)
+/* session_reply_raw - queue one reply line; counts client errors (5xx). */
+void session_reply_raw(struct session *s, int code, const char *enh, const char *text, bool more)
 {
 	struct evbuffer *out = bufferevent_get_output(s->bev);
 	if (enh != NULL && *enh != '\0')
@@ -155,26 +64,25 @@ static void reply_raw(struct session *s, int code, const char *enh, const char *
 		s->errors++;
 }
 
-static void reply_id(struct session *s, enum smtp_reply_id id)
+void session_reply(struct session *s, enum smtp_reply_id id)
 {
 	const struct smtp_reply *r = smtp_reply_get(id);
-	reply_raw(s, r->code, r->enh, r->text, false);
+	session_reply_raw(s, r->code, r->enh, r->text, false);
 }
 
-static void __attribute__((format(printf, 4, 5)))
-replyf(struct session *s, int code, const char *enh, const char *fmt, ...)
+void session_replyf(struct session *s, int code, const char *enh, const char *fmt, ...)
 {
 	char text[SMTP_REPLYLINE_MAX];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	reply_raw(s, code, enh, text, false);
+	session_reply_raw(s, code, enh, text, false);
 }
 
 /* log_reject - one line for every refused command, with what was refused. */
 static void log_reject(struct session *s, const char *command, enum smtp_reply_id id,
-		       const char *detail)
+                       const char *detail)
 {
 	const struct smtp_reply *r = smtp_reply_get(id);
 	struct logline l;
@@ -192,49 +100,50 @@ static void log_reject(struct session *s, const char *command, enum smtp_reply_i
 	logline_emit(&l, LOG_LEVEL_INFO);
 }
 
-static void reject(struct session *s, const char *command, enum smtp_reply_id id,
-		   const char *detail)
+void session_reject(struct session *s, const char *command, enum smtp_reply_id id,
+                    const char *detail)
 {
 	log_reject(s, command, id, detail);
-	reply_id(s, id);
+	session_reply(s, id);
 }
 
 /* ---- state ---------------------------------------------------------------- */
 
-/* set_timeouts - RFC 5321 4.5.3.2: commands and data blocks have their own
+/* session_set_timeouts - RFC 5321 4.5.3.2: commands and data blocks have their own
  * timeouts; the write side uses the command timeout. */
-static void set_timeouts(struct session *s)
+void session_set_timeouts(struct session *s)
 {
-	unsigned secs = (s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT)
-				? s->cfg->data_timeout
-			/* A stalled handshake costs at most the shorter of the two. */
-			: s->state == SESSION_STATE_TLS
-				? (TLS_HANDSHAKE_TIMEOUT < s->cfg->command_timeout ? TLS_HANDSHAKE_TIMEOUT
-										   : s->cfg->command_timeout)
-				: s->cfg->command_timeout;
+	unsigned secs =
+	    (s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT)
+	        ? s->cfg->data_timeout
+	    /* A stalled handshake costs at most the shorter of the two. */
+	    : s->state == SESSION_STATE_TLS
+	        ? (TLS_HANDSHAKE_TIMEOUT < s->cfg->command_timeout ? TLS_HANDSHAKE_TIMEOUT
+	                                                           : s->cfg->command_timeout)
+	        : s->cfg->command_timeout;
 	struct timeval rtv = {secs, 0}, wtv = {s->cfg->command_timeout, 0};
 	bufferevent_set_timeouts(s->bev, &rtv, &wtv);
 }
 
-/* set_state - the one place where the session changes state. */
-static void set_state(struct session *s, enum session_state next)
+/* session_set_state - the one place where the session changes state. */
+void session_set_state(struct session *s, enum session_state next)
 {
 	if (s->state == next)
 		return;
 	log_event(LOG_LEVEL_DEBUG, "smtp.state", "session=%llu from=%s to=%s",
-		  (unsigned long long)s->id, state_names[s->state], state_names[next]);
+	          (unsigned long long)s->id, state_names[s->state], state_names[next]);
 	bool data_before = s->state == SESSION_STATE_DATA || s->state == SESSION_STATE_BDAT ||
-			   s->state == SESSION_STATE_TLS;
-	bool data_after = next == SESSION_STATE_DATA || next == SESSION_STATE_BDAT ||
-			  next == SESSION_STATE_TLS;
+	                   s->state == SESSION_STATE_TLS;
+	bool data_after =
+	    next == SESSION_STATE_DATA || next == SESSION_STATE_BDAT || next == SESSION_STATE_TLS;
 	s->state = next;
 	if (data_before != data_after && next != SESSION_STATE_CLOSING)
-		set_timeouts(s);
+		session_set_timeouts(s);
 }
 
-/* transaction_reset - forget MAIL, RCPTs and any message data (RSET, EHLO,
+/* session_transaction_reset - forget MAIL, RCPTs and any message data (RSET, EHLO,
  * end of a message). Does not change the state. */
-static void transaction_reset(struct session *s)
+void session_transaction_reset(struct session *s)
 {
 	spool_msg_free(&s->msg);
 	memset(&s->mail, 0, sizeof(s->mail));
@@ -248,7 +157,7 @@ static void transaction_reset(struct session *s)
 	s->bdat_discard = false;
 }
 
-static bool in_transaction(const struct session *s)
+bool session_in_transaction(const struct session *s)
 {
 	return s->state == SESSION_STATE_MAIL || s->state == SESSION_STATE_RCPT;
 }
@@ -263,25 +172,11 @@ static void policy_client_of(const struct session *s, struct policy_client *pc)
 	pc->n_senders = s->n_senders;
 }
 
-/* auth_offered - is AUTH advertised now? RFC 4954 14 and SPEC: plaintext
- * passwords only over TLS, unless the listener explicitly allows it. */
-static bool auth_offered(const struct session *s)
-{
-	return s->listener->auth != LISTENER_AUTH_OFF && s->account == NULL &&
-	       (s->tls_active || s->listener->plaintext_auth);
-}
-
-static bool starttls_offered(const struct session *s)
-{
-	return s->listener->tls == LISTENER_TLS_STARTTLS && !s->tls_active &&
-	       s->srv->tls_ctx != NULL;
-}
-
 /* rate_take - one message or recipient against the account's limit. A
  * refusal is logged once per window, so an abused account cannot flood
  * the log either. */
 static bool rate_take(struct session *s, struct ratelimit *rl, struct config_rate rate,
-		      const char *kind)
+                      const char *kind)
 {
 	enum ratelimit_verdict v = ratelimit_take(rl, s->account, rate, 1, mono_ms());
 	if (v == RATELIMIT_OK)
@@ -297,16 +192,6 @@ static bool rate_take(struct session *s, struct ratelimit *rl, struct config_rat
 		logline_emit(&l, LOG_LEVEL_WARN);
 	}
 	return false;
-}
-
-/* account_rate - an account's own limit, or the configured default. */
-static struct config_rate account_rate(const char *text, struct config_rate fallback)
-{
-	struct config_rate r;
-	const char *e;
-	if (text != NULL && config_parse_rate(text, &r, &e) == 0)
-		return r;
-	return fallback;
 }
 
 /* extensions - what EHLO advertised on this session (none after HELO). */
@@ -338,30 +223,30 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *cmd)
 {
 	bool ehlo = cmd->verb == SMTP_VERB_EHLO;
 	if (!helo_valid(cmd->arg, cmd->arg_len)) {
-		reject(s, ehlo ? "EHLO" : "HELO", SMTP_R_HELO_SYNTAX, NULL);
+		session_reject(s, ehlo ? "EHLO" : "HELO", SMTP_R_HELO_SYNTAX, NULL);
 		return;
 	}
 	/* RFC 5321 4.1.4: EHLO in the middle of a session resets it. */
-	transaction_reset(s);
+	session_transaction_reset(s);
 	memcpy(s->helo, cmd->arg, cmd->arg_len);
 	s->helo[cmd->arg_len] = '\0';
 	s->esmtp = ehlo;
-	set_state(s, SESSION_STATE_READY);
+	session_set_state(s, SESSION_STATE_READY);
 	if (!ehlo) {
-		replyf(s, 250, "", "%s", s->cfg->hostname);
+		session_replyf(s, 250, "", "%s", s->cfg->hostname);
 		return;
 	}
 	char size[48];
 	snprintf(size, sizeof(size), "SIZE %llu", (unsigned long long)s->cfg->max_message_size);
-	const char *lines[12] = {s->cfg->hostname, "PIPELINING", size, "8BITMIME", "SMTPUTF8",
-				 "ENHANCEDSTATUSCODES", "CHUNKING", "DSN"};
+	const char *lines[12] = {s->cfg->hostname, "PIPELINING",          size,       "8BITMIME",
+	                         "SMTPUTF8",       "ENHANCEDSTATUSCODES", "CHUNKING", "DSN"};
 	size_t n = 8;
-	if (starttls_offered(s))
+	if (session_starttls_offered(s))
 		lines[n++] = "STARTTLS";
-	if (auth_offered(s))
+	if (session_auth_offered(s))
 		lines[n++] = "AUTH PLAIN LOGIN";
 	for (size_t i = 0; i < n; i++)
-		reply_raw(s, 250, "", lines[i], i + 1 < n);
+		session_reply_raw(s, 250, "", lines[i], i + 1 < n);
 }
 
 static void cmd_mail(struct session *s, const struct smtp_cmd *cmd)
@@ -371,51 +256,59 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 	enum smtp_reply_id err;
 
 	if (s->state == SESSION_STATE_GREETED) {
-		reject(s, "MAIL", SMTP_R_NEED_HELO, NULL);
+		session_reject(s, "MAIL", SMTP_R_NEED_HELO, NULL);
 		return;
 	}
 	if (s->state != SESSION_STATE_READY) {
-		reject(s, "MAIL", SMTP_R_NESTED_MAIL, NULL);
+		session_reject(s, "MAIL", SMTP_R_NESTED_MAIL, NULL);
 		return;
 	}
 	if (cmd->malformed) {
-		reject(s, "MAIL", SMTP_R_SYNTAX, NULL);
+		session_reject(s, "MAIL", SMTP_R_SYNTAX, NULL);
 		return;
 	}
 	/* UTF-8 is checked against the SMTPUTF8 parameter after the
 	 * parameters are known, so parse permissively first. */
 	enum smtp_addr_result ar = smtp_addr_parse_path(
-		cmd->arg, cmd->arg_len, SMTP_ADDR_ALLOW_NULL | SMTP_ADDR_ALLOW_UTF8, &addr, &used);
+	    cmd->arg, cmd->arg_len, SMTP_ADDR_ALLOW_NULL | SMTP_ADDR_ALLOW_UTF8, &addr, &used);
 	switch (ar) {
-	case SMTP_ADDR_OK: break;
+	case SMTP_ADDR_OK:
+		break;
 	/* RFC 3463: X.1.7 is the sender's address, X.1.3 a recipient's. */
-	case SMTP_ADDR_SOURCE_ROUTE: reject(s, "MAIL", SMTP_R_MAIL_SOURCE_ROUTE, NULL); return;
-	case SMTP_ADDR_TOO_LONG: reject(s, "MAIL", SMTP_R_MAIL_TOO_LONG, NULL); return;
-	default: reject(s, "MAIL", SMTP_R_MAIL_SYNTAX, NULL); return;
+	case SMTP_ADDR_SOURCE_ROUTE:
+		session_reject(s, "MAIL", SMTP_R_MAIL_SOURCE_ROUTE, NULL);
+		return;
+	case SMTP_ADDR_TOO_LONG:
+		session_reject(s, "MAIL", SMTP_R_MAIL_TOO_LONG, NULL);
+		return;
+	default:
+		session_reject(s, "MAIL", SMTP_R_MAIL_SYNTAX, NULL);
+		return;
 	}
 	struct smtp_mail_params params;
 	if (smtp_params_parse_mail(cmd->arg + used, cmd->arg_len - used, extensions(s), &params,
-				   &err) < 0) {
-		reject(s, "MAIL", err, addr.mailbox);
+	                           &err) < 0) {
+		session_reject(s, "MAIL", err, addr.mailbox);
 		return;
 	}
 	if (addr.has_utf8 && !params.smtputf8) {
-		reject(s, "MAIL", SMTP_R_NEEDS_SMTPUTF8, addr.mailbox);
+		session_reject(s, "MAIL", SMTP_R_NEEDS_SMTPUTF8, addr.mailbox);
 		return;
 	}
 	/* RFC 1870 6: refuse a declared size over the limit right away. */
 	if (params.has_size && params.size > s->cfg->max_message_size) {
-		reject(s, "MAIL", SMTP_R_SIZE_DECLARED, addr.mailbox);
+		session_reject(s, "MAIL", SMTP_R_SIZE_DECLARED, addr.mailbox);
 		return;
 	}
 	struct policy_client pc;
 	policy_client_of(s, &pc);
 	if (!policy_mail(&pc, &addr, &err)) {
-		reject(s, "MAIL", err, addr.mailbox);
+		session_reject(s, "MAIL", err, addr.mailbox);
 		return;
 	}
-	if (s->account != NULL && !rate_take(s, s->srv->rl_messages, s->rate_messages, "messages")) {
-		reject(s, "MAIL", SMTP_R_RATE_LIMITED, addr.mailbox);
+	if (s->account != NULL &&
+	    !rate_take(s, s->srv->rl_messages, s->rate_messages, "messages")) {
+		session_reject(s, "MAIL", SMTP_R_RATE_LIMITED, addr.mailbox);
 		return;
 	}
 
@@ -433,8 +326,8 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 	env->listener = xstrdup(s->listener->name);
 	env->account = s->account ? xstrdup(s->account) : NULL;
 	env->tls = s->tls_active ? xstrdup(s->tls_short) : NULL;
-	set_state(s, SESSION_STATE_MAIL);
-	reply_id(s, SMTP_R_MAIL_OK);
+	session_set_state(s, SESSION_STATE_MAIL);
+	session_reply(s, SMTP_R_MAIL_OK);
 }
 
 static void cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
@@ -444,56 +337,68 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	enum smtp_reply_id err;
 
 	if (s->state == SESSION_STATE_GREETED) {
-		reject(s, "RCPT", SMTP_R_NEED_HELO, NULL);
+		session_reject(s, "RCPT", SMTP_R_NEED_HELO, NULL);
 		return;
 	}
-	if (!in_transaction(s)) {
-		reject(s, "RCPT", SMTP_R_NEED_MAIL, NULL);
+	if (!session_in_transaction(s)) {
+		session_reject(s, "RCPT", SMTP_R_NEED_MAIL, NULL);
 		return;
 	}
 	if (cmd->malformed) {
-		reject(s, "RCPT", SMTP_R_SYNTAX, NULL);
+		session_reject(s, "RCPT", SMTP_R_SYNTAX, NULL);
 		return;
 	}
 	unsigned flags = SMTP_ADDR_ALLOW_POSTMASTER | (s->mail.smtputf8 ? SMTP_ADDR_ALLOW_UTF8 : 0);
-	enum smtp_addr_result ar = smtp_addr_parse_path(cmd->arg, cmd->arg_len, flags, &addr, &used);
+	enum smtp_addr_result ar =
+	    smtp_addr_parse_path(cmd->arg, cmd->arg_len, flags, &addr, &used);
 	switch (ar) {
-	case SMTP_ADDR_OK: break;
-	case SMTP_ADDR_SOURCE_ROUTE: reject(s, "RCPT", SMTP_R_SOURCE_ROUTE, NULL); return;
-	case SMTP_ADDR_TOO_LONG: reject(s, "RCPT", SMTP_R_ADDR_TOO_LONG, NULL); return;
-	case SMTP_ADDR_NEEDS_UTF8: reject(s, "RCPT", SMTP_R_NEEDS_SMTPUTF8, NULL); return;
-	case SMTP_ADDR_NULL: reject(s, "RCPT", SMTP_R_NULL_RCPT, NULL); return;
-	default: reject(s, "RCPT", SMTP_R_RCPT_SYNTAX, NULL); return;
+	case SMTP_ADDR_OK:
+		break;
+	case SMTP_ADDR_SOURCE_ROUTE:
+		session_reject(s, "RCPT", SMTP_R_SOURCE_ROUTE, NULL);
+		return;
+	case SMTP_ADDR_TOO_LONG:
+		session_reject(s, "RCPT", SMTP_R_ADDR_TOO_LONG, NULL);
+		return;
+	case SMTP_ADDR_NEEDS_UTF8:
+		session_reject(s, "RCPT", SMTP_R_NEEDS_SMTPUTF8, NULL);
+		return;
+	case SMTP_ADDR_NULL:
+		session_reject(s, "RCPT", SMTP_R_NULL_RCPT, NULL);
+		return;
+	default:
+		session_reject(s, "RCPT", SMTP_R_RCPT_SYNTAX, NULL);
+		return;
 	}
 	struct smtp_rcpt_params params;
 	if (smtp_params_parse_rcpt(cmd->arg + used, cmd->arg_len - used, extensions(s), &params,
-				   &err) < 0) {
-		reject(s, "RCPT", err, addr.mailbox);
+	                           &err) < 0) {
+		session_reject(s, "RCPT", err, addr.mailbox);
 		return;
 	}
 	struct policy_client pc;
 	policy_client_of(s, &pc);
 	if (!policy_rcpt(&pc, &addr, &err)) {
-		reject(s, "RCPT", err, addr.mailbox);
+		session_reject(s, "RCPT", err, addr.mailbox);
 		return;
 	}
 	/* RFC 5321 4.5.3.1.10: 452 for one recipient too many; the client
 	 * sends the rest in another transaction. */
 	if (spool_msg_rcpt_count(s->msg) >= s->cfg->max_recipients) {
-		reject(s, "RCPT", SMTP_R_TOO_MANY_RCPTS, addr.mailbox);
+		session_reject(s, "RCPT", SMTP_R_TOO_MANY_RCPTS, addr.mailbox);
 		return;
 	}
 	if (s->account != NULL &&
 	    !rate_take(s, s->srv->rl_recipients, s->rate_recipients, "recipients")) {
-		reject(s, "RCPT", SMTP_R_RCPT_RATE_LIMITED, addr.mailbox);
+		session_reject(s, "RCPT", SMTP_R_RCPT_RATE_LIMITED, addr.mailbox);
 		return;
 	}
 	spool_msg_add_rcpt(s->msg, addr.mailbox, params.notify,
-			   params.orcpt[0] ? params.orcpt : NULL);
+	                   params.orcpt[0] ? params.orcpt : NULL);
 	if (spool_msg_rcpt_count(s->msg) == 1)
 		memcpy(s->first_rcpt, addr.mailbox, addr.len + 1);
-	set_state(s, SESSION_STATE_RCPT);
-	reply_id(s, SMTP_R_RCPT_OK);
+	session_set_state(s, SESSION_STATE_RCPT);
+	session_reply(s, SMTP_R_RCPT_OK);
 }
 
 /* message_begin - the first octets of message data are coming: write our
@@ -502,19 +407,19 @@ static void message_begin(struct session *s, enum smtp_data_mode mode)
 {
 	struct spool_envelope *env = spool_msg_envelope(s->msg);
 	struct received_info ri = {
-		.helo = s->helo,
-		.client_addr = s->client_addr,
-		.hostname = s->cfg->hostname,
-		.qid = env->qid,
-		.tls = s->tls_active ? s->tls_desc : NULL,
-		.account = s->account,
-		.esmtp = s->esmtp,
-		.authenticated = s->account != NULL,
-		.smtputf8 = s->mail.smtputf8,
-		/* RFC 5321 4.4: "for" only with a single recipient, so that a
-		 * message to several people does not show each the others. */
-		.for_rcpt = spool_msg_rcpt_count(s->msg) == 1 ? s->first_rcpt : NULL,
-		.when = time(NULL),
+	    .helo = s->helo,
+	    .client_addr = s->client_addr,
+	    .hostname = s->cfg->hostname,
+	    .qid = env->qid,
+	    .tls = s->tls_active ? s->tls_desc : NULL,
+	    .account = s->account,
+	    .esmtp = s->esmtp,
+	    .authenticated = s->account != NULL,
+	    .smtputf8 = s->mail.smtputf8,
+	    /* RFC 5321 4.4: "for" only with a single recipient, so that a
+	     * message to several people does not show each the others. */
+	    .for_rcpt = spool_msg_rcpt_count(s->msg) == 1 ? s->first_rcpt : NULL,
+	    .when = time(NULL),
 	};
 	char header[1024];
 	size_t n = received_format(&ri, header, sizeof(header));
@@ -531,28 +436,28 @@ static void message_begin(struct session *s, enum smtp_data_mode mode)
 static void cmd_data(struct session *s, const struct smtp_cmd *cmd)
 {
 	if (cmd->arg_len > 0) {
-		reject(s, "DATA", SMTP_R_NO_ARGS, NULL);
+		session_reject(s, "DATA", SMTP_R_NO_ARGS, NULL);
 		return;
 	}
 	if (s->state == SESSION_STATE_GREETED) {
-		reject(s, "DATA", SMTP_R_NEED_HELO, NULL);
+		session_reject(s, "DATA", SMTP_R_NEED_HELO, NULL);
 		return;
 	}
 	if (s->state == SESSION_STATE_READY) {
-		reject(s, "DATA", SMTP_R_NEED_MAIL, NULL);
+		session_reject(s, "DATA", SMTP_R_NEED_MAIL, NULL);
 		return;
 	}
 	if (s->state == SESSION_STATE_MAIL) {
-		reject(s, "DATA", SMTP_R_NEED_RCPT, NULL);
+		session_reject(s, "DATA", SMTP_R_NEED_RCPT, NULL);
 		return;
 	}
 	if (s->used_bdat) {
-		reject(s, "DATA", SMTP_R_BDAT_THEN_DATA, NULL);
+		session_reject(s, "DATA", SMTP_R_BDAT_THEN_DATA, NULL);
 		return;
 	}
 	message_begin(s, SMTP_DATA_DOT);
-	set_state(s, SESSION_STATE_DATA);
-	reply_id(s, SMTP_R_DATA_GO);
+	session_set_state(s, SESSION_STATE_DATA);
+	session_reply(s, SMTP_R_DATA_GO);
 }
 
 /* parse_bdat - "SIZE" or "SIZE LAST" (RFC 3030 2). */
@@ -587,7 +492,7 @@ static void cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
 		/* Without a size the octets that follow cannot be told apart
 		 * from commands: the stream is lost, so close it rather than
 		 * read message data as commands. */
-		reject(s, "BDAT", SMTP_R_BDAT_SYNTAX, NULL);
+		session_reject(s, "BDAT", SMTP_R_BDAT_SYNTAX, NULL);
 		session_close(s, "bdat-syntax");
 		return;
 	}
@@ -612,358 +517,68 @@ static void cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
 		s->used_bdat = true;
 		message_begin(s, SMTP_DATA_CHUNK);
 	}
-	set_state(s, SESSION_STATE_BDAT);
+	session_set_state(s, SESSION_STATE_BDAT);
 }
 
 static void cmd_rset(struct session *s, const struct smtp_cmd *cmd)
 {
 	if (cmd->arg_len > 0) {
-		reject(s, "RSET", SMTP_R_NO_ARGS, NULL);
+		session_reject(s, "RSET", SMTP_R_NO_ARGS, NULL);
 		return;
 	}
-	transaction_reset(s);
+	session_transaction_reset(s);
 	if (s->state != SESSION_STATE_GREETED)
-		set_state(s, SESSION_STATE_READY);
-	reply_id(s, SMTP_R_RSET_OK);
+		session_set_state(s, SESSION_STATE_READY);
+	session_reply(s, SMTP_R_RSET_OK);
 }
 
 static void cmd_noop(struct session *s, const struct smtp_cmd *cmd)
 {
 	/* RFC 5321 4.1.1.9: NOOP may carry a string, which is ignored. */
-	reply_id(s, SMTP_R_OK);
+	session_reply(s, SMTP_R_OK);
 }
 
 static void cmd_quit(struct session *s, const struct smtp_cmd *cmd)
 {
 	if (cmd->arg_len > 0) {
-		reject(s, "QUIT", SMTP_R_NO_ARGS, NULL);
+		session_reject(s, "QUIT", SMTP_R_NO_ARGS, NULL);
 		return;
 	}
-	reply_id(s, SMTP_R_BYE);
+	session_reply(s, SMTP_R_BYE);
 	session_close(s, "quit");
 }
 
 static void cmd_vrfy(struct session *s, const struct smtp_cmd *cmd)
 {
 	if (cmd->arg_len == 0) {
-		reject(s, "VRFY", SMTP_R_SYNTAX, NULL);
+		session_reject(s, "VRFY", SMTP_R_SYNTAX, NULL);
 		return;
 	}
 	/* RFC 5321 3.5.3: 252 neither confirms nor denies: no enumeration. */
-	reply_id(s, SMTP_R_VRFY);
+	session_reply(s, SMTP_R_VRFY);
 }
 
 static void cmd_expn(struct session *s, const struct smtp_cmd *cmd)
 {
-	reject(s, "EXPN", SMTP_R_NOT_IMPLEMENTED, NULL);
+	session_reject(s, "EXPN", SMTP_R_NOT_IMPLEMENTED, NULL);
 }
 
 static void cmd_help(struct session *s, const struct smtp_cmd *cmd)
 {
-	reply_id(s, SMTP_R_HELP);
-}
-
-static void on_read(struct bufferevent *bev, void *arg);
-static void on_write(struct bufferevent *bev, void *arg);
-static void on_event(struct bufferevent *bev, short what, void *arg);
-
-static void cmd_starttls(struct session *s, const struct smtp_cmd *cmd)
-{
-	if (s->tls_active) {
-		reject(s, "STARTTLS", SMTP_R_TLS_ALREADY, NULL);
-		return;
-	}
-	if (!starttls_offered(s)) {
-		reject(s, "STARTTLS", SMTP_R_TLS_NOT_OFFERED, NULL);
-		return;
-	}
-	if (cmd->arg_len > 0) {
-		reject(s, "STARTTLS", SMTP_R_NO_ARGS, NULL);
-		return;
-	}
-	if (in_transaction(s)) {
-		reject(s, "STARTTLS", SMTP_R_TLS_IN_TRANSACTION, NULL);
-		return;
-	}
-	SSL *ssl = SSL_new(s->srv->tls_ctx);
-	if (ssl == NULL) {
-		log_event(LOG_LEVEL_WARN, "smtp.tls_error", "session=%llu error=\"%s\"",
-			  (unsigned long long)s->id, tls_last_error(0));
-		reject(s, "STARTTLS", SMTP_R_TLS_UNAVAILABLE, NULL);
-		return;
-	}
-	reply_id(s, SMTP_R_STARTTLS_GO);
-	/* CVE-2011-0411: whatever the client sent after STARTTLS travelled in
-	 * plaintext and may come from an attacker in the middle, so it is
-	 * thrown away, never read as commands inside TLS. */
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t injected = evbuffer_get_length(in);
-	if (injected > 0) {
-		evbuffer_drain(in, injected);
-		log_event(LOG_LEVEL_WARN, "smtp.starttls_discarded",
-			  "session=%llu client=%s bytes=%zu", (unsigned long long)s->id,
-			  s->client_addr, injected);
-	}
-	s->skip_line = false;
-	/* The 220 goes out before the first byte of the handshake; from now on
-	 * the TLS layer writes. */
-	flush_now(s);
-	s->direct_write = false;
-	bufferevent_set_timeouts(s->bev, NULL, NULL);
-	struct bufferevent *tls = bufferevent_openssl_filter_new(
-		s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
-	s->bev = tls;
-	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGHWATER);
-	bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUTPUT_HIGHWATER / 2, 0);
-	/* RFC 3207 4.2: the client starts over with EHLO; nothing it said in
-	 * plaintext counts any more. */
-	transaction_reset(s);
-	s->helo[0] = '\0';
-	s->esmtp = false;
-	set_state(s, SESSION_STATE_TLS);
-	set_timeouts(s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-}
-
-/* tls_established - the handshake is done (implicit TLS or STARTTLS). */
-static void tls_established(struct session *s)
-{
-	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
-	s->tls_active = true;
-	tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
-	tls_short(ssl, s->tls_short, sizeof(s->tls_short));
-	log_event(LOG_LEVEL_INFO, "smtp.tls", "session=%llu client=%s listener=%s tls=\"%s\"",
-		  (unsigned long long)s->id, s->client_addr, s->listener->name, s->tls_desc);
-	set_state(s, SESSION_STATE_GREETED);
-	set_timeouts(s);
-}
-
-/* ---- AUTH (RFC 4954) ------------------------------------------------------ */
-
-static void auth_finish(struct session *s);
-
-static void auth_log(struct session *s, const char *result, const char *user, const char *reason)
-{
-	struct logline l;
-	logline_init(&l, "smtp.auth");
-	logline_int(&l, "session", (long long)s->id);
-	logline_str(&l, "client", s->client_addr);
-	logline_str(&l, "listener", s->listener->name);
-	logline_str(&l, "mechanism", s->auth_mechanism ? s->auth_mechanism : "-");
-	/* Only a user name that looks like an address: people type passwords
-	 * into the user field, and those must never reach the log. */
-	struct smtp_addr a;
-	if (user != NULL && smtp_addr_parse_mailbox(user, strlen(user), SMTP_ADDR_ALLOW_UTF8, &a) ==
-				    SMTP_ADDR_OK)
-		logline_str(&l, "account", user);
-	else if (user != NULL)
-		logline_str(&l, "account", "(not an address)");
-	logline_str(&l, "result", result);
-	if (reason != NULL)
-		logline_str(&l, "reason", reason);
-	logline_emit(&l, LOG_LEVEL_INFO);
-}
-
-/* auth_abort - end the exchange with a reply; nothing is remembered. */
-static void auth_abort(struct session *s, enum smtp_reply_id id, const char *why)
-{
-	if (s->login != NULL) {
-		explicit_bzero(s->login, sizeof(*s->login));
-		free(s->login);
-		s->login = NULL;
-	}
-	s->auth_step = AUTH_STEP_NONE;
-	auth_log(s, "error", NULL, why);
-	reject(s, "AUTH", id, NULL);
-}
-
-static void auth_done(void *arg);
-
-/* auth_verify - hand the credentials to a worker; the session waits. */
-static void auth_verify(struct session *s, struct sasl_credentials *cred)
-{
-	s->auth_step = AUTH_STEP_NONE;
-	s->auth_job = auth_check_new(s->cfg->state_dir, cred, s->auth_mechanism);
-	explicit_bzero(cred, sizeof(*cred));
-	s->auth_job->session = s;
-	set_state(s, SESSION_STATE_AUTH);
-	workers_submit(s->srv->workers, auth_check_run, auth_done, s->auth_job);
-}
-
-/* auth_response - one line of an AUTH exchange (without CRLF). */
-static void auth_response(struct session *s, const char *line, size_t len)
-{
-	struct sasl_credentials cred;
-	enum sasl_result r;
-	if (s->auth_step == AUTH_STEP_PLAIN) {
-		r = sasl_plain_decode(line, len, &cred);
-	} else if (s->auth_step == AUTH_STEP_LOGIN_USER) {
-		r = sasl_login_decode(line, len, s->login->user, sizeof(s->login->user));
-		if (r == SASL_OK) {
-			s->auth_step = AUTH_STEP_LOGIN_PASS;
-			/* base64 of "Password:" */
-			replyf(s, 334, "", "UGFzc3dvcmQ6");
-			return;
-		}
-	} else {
-		r = sasl_login_decode(line, len, s->login->password, sizeof(s->login->password));
-		if (r == SASL_OK) {
-			cred = *s->login;
-			explicit_bzero(s->login, sizeof(*s->login));
-			free(s->login);
-			s->login = NULL;
-		}
-	}
-	switch (r) {
-	case SASL_OK:
-		auth_verify(s, &cred);
-		return;
-	case SASL_CANCELLED:
-		auth_abort(s, SMTP_R_AUTH_CANCELLED, "cancelled");
-		return;
-	case SASL_BAD_BASE64:
-		auth_abort(s, SMTP_R_AUTH_BAD_BASE64, "bad base64");
-		return;
-	case SASL_MALFORMED:
-		auth_abort(s, SMTP_R_AUTH_BAD_BASE64, "malformed response");
-		return;
-	}
-}
-
-static void cmd_auth(struct session *s, const struct smtp_cmd *cmd)
-{
-	if (s->state == SESSION_STATE_GREETED) {
-		reject(s, "AUTH", SMTP_R_NEED_HELO, NULL);
-		return;
-	}
-	if (s->listener->auth == LISTENER_AUTH_OFF || !s->esmtp) {
-		reject(s, "AUTH", SMTP_R_AUTH_NOT_OFFERED, NULL);
-		return;
-	}
-	if (s->account != NULL) {
-		reject(s, "AUTH", SMTP_R_AUTH_ALREADY, NULL);
-		return;
-	}
-	if (in_transaction(s)) {
-		reject(s, "AUTH", SMTP_R_AUTH_IN_TRANSACTION, NULL);
-		return;
-	}
-	if (!s->tls_active && !s->listener->plaintext_auth) {
-		reject(s, "AUTH", SMTP_R_AUTH_NEEDS_TLS, NULL);
-		return;
-	}
-	/* [limits] auth_failures: an address that guessed wrong too often is
-	 * not even heard until its window has passed; others log in as usual. */
-	if (!ratelimit_check(s->srv->rl_auth, s->client_addr, s->cfg->auth_failures, 1,
-			     mono_ms())) {
-		s->srv->refused_auth_blocked++;
-		/* Nothing is taken (the bucket is empty); this only asks
-		 * whether the refusal is the first of its window. */
-		if (ratelimit_take(s->srv->rl_auth, s->client_addr, s->cfg->auth_failures, 1,
-				   mono_ms()) == RATELIMIT_OVER_NEW)
-			log_event(LOG_LEVEL_WARN, "smtp.auth_blocked", "client=%s limit=%u/%us",
-				  s->client_addr, s->cfg->auth_failures.count,
-				  s->cfg->auth_failures.seconds);
-		reject(s, "AUTH", SMTP_R_AUTH_BLOCKED, NULL);
-		return;
-	}
-	const char *mech = cmd->arg, *end = cmd->arg + cmd->arg_len;
-	const char *sp = memchr(mech, ' ', cmd->arg_len);
-	size_t mech_len = sp ? (size_t)(sp - mech) : cmd->arg_len;
-	const char *ir = sp ? sp + 1 : NULL;
-	size_t ir_len = sp ? (size_t)(end - ir) : 0;
-	if (mem_ieq(mech, mech_len, "PLAIN")) {
-		s->auth_mechanism = "PLAIN";
-		s->auth_step = AUTH_STEP_PLAIN;
-		if (ir == NULL) {
-			reply_raw(s, 334, "", "", false);
-			return;
-		}
-		auth_response(s, ir, ir_len);
-	} else if (mem_ieq(mech, mech_len, "LOGIN")) {
-		s->auth_mechanism = "LOGIN";
-		s->login = xcalloc(1, sizeof(*s->login));
-		s->auth_step = AUTH_STEP_LOGIN_USER;
-		if (ir == NULL) {
-			/* base64 of "Username:" */
-			replyf(s, 334, "", "VXNlcm5hbWU6");
-			return;
-		}
-		auth_response(s, ir, ir_len);
-	} else {
-		s->auth_mechanism = NULL;
-		reject(s, "AUTH", SMTP_R_AUTH_UNKNOWN_MECH, NULL);
-	}
-}
-
-static void auth_delay_over(evutil_socket_t fd, short what, void *arg)
-{
-	struct session *s = arg;
-	event_free(s->auth_delay);
-	s->auth_delay = NULL;
-	reject(s, "AUTH", SMTP_R_AUTH_FAILED, NULL);
-	auth_finish(s);
-}
-
-/* auth_done - the worker's verdict, back on the loop thread. */
-static void auth_done(void *arg)
-{
-	struct auth_check *job = arg;
-	struct session *s = job->session;
-	if (s == NULL) { /* the client left meanwhile */
-		auth_check_free(&job);
-		return;
-	}
-	s->auth_job = NULL;
-	if (job->result == AUTH_CHECK_OK) {
-		s->account = xstrdup(job->account);
-		s->senders = auth_check_take_senders(job, &s->n_senders);
-		s->rate_messages = account_rate(job->messages_rate, s->cfg->account_messages);
-		s->rate_recipients = account_rate(job->recipients_rate, s->cfg->account_recipients);
-		auth_log(s, "ok", job->account, NULL);
-		reply_id(s, SMTP_R_AUTH_OK);
-		auth_check_free(&job);
-		auth_finish(s);
-		return;
-	}
-	if (job->result == AUTH_CHECK_UNAVAILABLE) {
-		auth_log(s, "tempfail", job->cred.user, job->reason);
-		reply_id(s, SMTP_R_AUTH_UNAVAILABLE);
-		auth_check_free(&job);
-		auth_finish(s);
-		return;
-	}
-	auth_log(s, "fail", job->cred.user, job->reason);
-	auth_check_free(&job);
-	/* The failure counts against the client's address (auth_failures). */
-	ratelimit_take(s->srv->rl_auth, s->client_addr, s->cfg->auth_failures, 1, mono_ms());
-	/* A failure is answered late: it slows down password guessing. */
-	unsigned ms = s->cfg->auth_failure_delay_ms;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	s->auth_delay = evtimer_new(s->srv->base, auth_delay_over, s);
-	evtimer_add(s->auth_delay, &tv);
-}
-
-/* auth_finish - the exchange is over: go on with the client's commands. */
-static void auth_finish(struct session *s)
-{
-	set_state(s, SESSION_STATE_READY);
-	session_process(s);
+	session_reply(s, SMTP_R_HELP);
 }
 
 static void cmd_http(struct session *s, const struct smtp_cmd *cmd)
 {
 	/* A web client (or a cross-protocol attack from a browser): nothing
 	 * it sends can be SMTP, so close at once. */
-	reject(s, "HTTP", SMTP_R_HTTP, NULL);
+	session_reject(s, "HTTP", SMTP_R_HTTP, NULL);
 	session_close(s, "http");
 }
 
 static void cmd_unknown(struct session *s, const struct smtp_cmd *cmd)
 {
-	reject(s, "UNKNOWN", SMTP_R_CMD_UNKNOWN, NULL);
+	session_reject(s, "UNKNOWN", SMTP_R_CMD_UNKNOWN, NULL);
 }
 
 /* A command may be followed by more pipelined commands only if it is not
@@ -977,22 +592,22 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{SMTP_VERB_HELO, cmd_helo, CMD_LAST_IN_GROUP},
-	{SMTP_VERB_EHLO, cmd_helo, CMD_LAST_IN_GROUP},
-	{SMTP_VERB_MAIL, cmd_mail, 0},
-	{SMTP_VERB_RCPT, cmd_rcpt, 0},
-	{SMTP_VERB_DATA, cmd_data, CMD_LAST_IN_GROUP},
-	{SMTP_VERB_BDAT, cmd_bdat, 0},
-	{SMTP_VERB_RSET, cmd_rset, 0},
-	{SMTP_VERB_NOOP, cmd_noop, 0},
-	{SMTP_VERB_QUIT, cmd_quit, 0},
-	{SMTP_VERB_VRFY, cmd_vrfy, 0},
-	{SMTP_VERB_EXPN, cmd_expn, 0},
-	{SMTP_VERB_HELP, cmd_help, 0},
-	{SMTP_VERB_STARTTLS, cmd_starttls, 0}, /* pipelined input is discarded */
-	{SMTP_VERB_AUTH, cmd_auth, 0},
-	{SMTP_VERB_HTTP, cmd_http, 0},
-	{SMTP_VERB_UNKNOWN, cmd_unknown, 0},
+    {SMTP_VERB_HELO, cmd_helo, CMD_LAST_IN_GROUP},
+    {SMTP_VERB_EHLO, cmd_helo, CMD_LAST_IN_GROUP},
+    {SMTP_VERB_MAIL, cmd_mail, 0},
+    {SMTP_VERB_RCPT, cmd_rcpt, 0},
+    {SMTP_VERB_DATA, cmd_data, CMD_LAST_IN_GROUP},
+    {SMTP_VERB_BDAT, cmd_bdat, 0},
+    {SMTP_VERB_RSET, cmd_rset, 0},
+    {SMTP_VERB_NOOP, cmd_noop, 0},
+    {SMTP_VERB_QUIT, cmd_quit, 0},
+    {SMTP_VERB_VRFY, cmd_vrfy, 0},
+    {SMTP_VERB_EXPN, cmd_expn, 0},
+    {SMTP_VERB_HELP, cmd_help, 0},
+    {SMTP_VERB_STARTTLS, session_cmd_starttls, 0}, /* pipelined input is discarded */
+    {SMTP_VERB_AUTH, session_cmd_auth, 0},
+    {SMTP_VERB_HTTP, cmd_http, 0},
+    {SMTP_VERB_UNKNOWN, cmd_unknown, 0},
 };
 
 /* dispatch - run one complete command line. more_input: bytes of a later
@@ -1015,7 +630,7 @@ static void dispatch(struct session *s, const char *line, size_t len, bool more_
 	 * client assumed. */
 	if (more_input && cmd.verb != SMTP_VERB_QUIT && cmd.verb != SMTP_VERB_HTTP &&
 	    (!s->esmtp || (c->flags & CMD_LAST_IN_GROUP))) {
-		reject(s, smtp_verb_name(cmd.verb), SMTP_R_PIPELINING, NULL);
+		session_reject(s, smtp_verb_name(cmd.verb), SMTP_R_PIPELINING, NULL);
 		return;
 	}
 	c->handler(s, &cmd);
@@ -1025,7 +640,7 @@ static void dispatch(struct session *s, const char *line, size_t len, bool more_
 
 /* data_consume - run message octets through the scanner into the message. */
 static enum smtp_data_result data_consume(struct session *s, const char *in, size_t len,
-					  size_t *used_r)
+                                          size_t *used_r)
 {
 	size_t out_len, used;
 	enum smtp_data_result r = smtp_data_feed(&s->data, in, len, scratch, &out_len, &used);
@@ -1077,13 +692,13 @@ static void message_end(struct session *s, const char *command)
 		refuse = SMTP_R_LOOP;
 	else if (s->refusal == REFUSE_STORAGE)
 		refuse = s->storage_errno == ENOSPC || s->storage_errno == EDQUOT
-				 ? SMTP_R_NO_SPACE
-				 : SMTP_R_QUEUE_FAILED;
+		             ? SMTP_R_NO_SPACE
+		             : SMTP_R_QUEUE_FAILED;
 	if (refuse != SMTP_R_COUNT) {
 		s->srv->messages_refused++;
-		reject(s, command, refuse, NULL);
-		transaction_reset(s);
-		set_state(s, SESSION_STATE_READY);
+		session_reject(s, command, refuse, NULL);
+		session_transaction_reset(s);
+		session_set_state(s, SESSION_STATE_READY);
 		return;
 	}
 
@@ -1107,7 +722,7 @@ static void message_end(struct session *s, const char *command)
 	CRASHPOINT("session-before-commit");
 	s->pending = s->msg;
 	s->msg = NULL;
-	set_state(s, SESSION_STATE_COMMIT);
+	session_set_state(s, SESSION_STATE_COMMIT);
 	spool_commit(s->srv->spool, s->pending, commit_done, s);
 }
 
@@ -1125,19 +740,19 @@ static void commit_done(void *arg, enum spool_result result, const char *qid)
 		s->srv->messages_accepted++;
 		logline_str(l, "result", "queued");
 		logline_emit(l, LOG_LEVEL_INFO);
-		replyf(s, 250, "2.0.0", "Ok: queued as %s", qid);
+		session_replyf(s, 250, "2.0.0", "Ok: queued as %s", qid);
 		delivery_kick(s->srv->delivery);
 	} else {
 		s->srv->messages_refused++;
 		enum smtp_reply_id id =
-			result == SPOOL_NOSPACE ? SMTP_R_NO_SPACE : SMTP_R_QUEUE_FAILED;
+		    result == SPOOL_NOSPACE ? SMTP_R_NO_SPACE : SMTP_R_QUEUE_FAILED;
 		logline_str(l, "result", "tempfail");
 		logline_emit(l, LOG_LEVEL_WARN);
-		reply_id(s, id);
+		session_reply(s, id);
 	}
 	free(l);
-	transaction_reset(s);
-	set_state(s, SESSION_STATE_READY);
+	session_transaction_reset(s);
+	session_set_state(s, SESSION_STATE_READY);
 	session_process(s);
 }
 
@@ -1180,8 +795,8 @@ static void read_bdat(struct session *s, struct evbuffer *in)
 
 	/* The chunk is complete. */
 	if (s->bdat_discard) {
-		set_state(s, s->bdat_return);
-		reject(s, "BDAT", s->bdat_error, NULL);
+		session_set_state(s, s->bdat_return);
+		session_reject(s, "BDAT", s->bdat_error, NULL);
 		return;
 	}
 	if (s->bdat_last) {
@@ -1200,9 +815,9 @@ static void read_bdat(struct session *s, struct evbuffer *in)
 		message_end(s, "BDAT");
 		return;
 	}
-	set_state(s, SESSION_STATE_RCPT);
-	replyf(s, 250, "2.0.0", "%llu octets received",
-	       (unsigned long long)s->data.out_len);
+	session_set_state(s, SESSION_STATE_RCPT);
+	session_replyf(s, 250, "2.0.0", "%llu octets received",
+	               (unsigned long long)s->data.out_len);
 }
 
 /* ---- input -------------------------------------------------------------- */
@@ -1243,22 +858,22 @@ static bool read_command(struct session *s, struct evbuffer *in)
 		return false;
 	case SMTP_LINE_TOO_LONG:
 		if (s->auth_step != AUTH_STEP_NONE)
-			auth_abort(s, SMTP_R_LINE_TOO_LONG, "line too long");
+			session_auth_abort(s, SMTP_R_LINE_TOO_LONG, "line too long");
 		else
-			reject(s, "LINE", SMTP_R_LINE_TOO_LONG, NULL);
+			session_reject(s, "LINE", SMTP_R_LINE_TOO_LONG, NULL);
 		s->skip_line = true;
 		return true;
 	case SMTP_LINE_BARE_LF:
 		evbuffer_drain(in, used);
-		reject(s, "LINE", SMTP_R_CMD_BARE_LF, NULL);
+		session_reject(s, "LINE", SMTP_R_CMD_BARE_LF, NULL);
 		return true;
 	case SMTP_LINE_BARE_CR:
 		evbuffer_drain(in, used);
-		reject(s, "LINE", SMTP_R_CMD_BARE_CR, NULL);
+		session_reject(s, "LINE", SMTP_R_CMD_BARE_CR, NULL);
 		return true;
 	case SMTP_LINE_NUL:
 		evbuffer_drain(in, used);
-		reject(s, "LINE", SMTP_R_CMD_NUL, NULL);
+		session_reject(s, "LINE", SMTP_R_CMD_NUL, NULL);
 		return true;
 	case SMTP_LINE_OK:
 		break;
@@ -1266,7 +881,7 @@ static bool read_command(struct session *s, struct evbuffer *in)
 	memcpy(line, buf, line_len);
 	evbuffer_drain(in, used);
 	if (s->auth_step != AUTH_STEP_NONE)
-		auth_response(s, line, line_len);
+		session_auth_response(s, line, line_len);
 	else
 		dispatch(s, line, line_len, evbuffer_get_length(in) > 0);
 	/* The line may have held a password. */
@@ -1279,10 +894,10 @@ static bool read_command(struct session *s, struct evbuffer *in)
 static void session_process_input(struct session *s);
 
 /* session_process - act on the input, then send the replies at once. */
-static void session_process(struct session *s)
+void session_process(struct session *s)
 {
 	session_process_input(s);
-	flush_now(s);
+	session_flush_now(s);
 }
 
 static void session_process_input(struct session *s)
@@ -1295,12 +910,12 @@ static void session_process_input(struct session *s)
 		    s->state == SESSION_STATE_AUTH || s->state == SESSION_STATE_TLS)
 			return;
 		if (s->errors >= SMTP_ERRORS_MAX) {
-			reply_id(s, SMTP_R_TOO_MANY_ERRORS);
+			session_reply(s, SMTP_R_TOO_MANY_ERRORS);
 			session_close(s, "too-many-errors");
 			return;
 		}
 		if (s->shutting_down && s->state <= SESSION_STATE_READY) {
-			reply_id(s, SMTP_R_SHUTDOWN);
+			session_reply(s, SMTP_R_SHUTDOWN);
 			session_close(s, "shutdown");
 			return;
 		}
@@ -1331,7 +946,7 @@ static void session_process_input(struct session *s)
 
 /* ---- connection events -------------------------------------------------- */
 
-static void on_read(struct bufferevent *bev, void *arg)
+void session_on_read(struct bufferevent *bev, void *arg)
 {
 	session_process(arg);
 }
@@ -1355,7 +970,7 @@ static size_t output_pending(struct session *s)
  * once. Only what does not fit is left to libevent (EV_WRITE enabled until
  * the buffer drains). TLS sessions always go through libevent.
  */
-static void flush_now(struct session *s)
+void session_flush_now(struct session *s)
 {
 	if (!s->direct_write)
 		return;
@@ -1368,7 +983,7 @@ static void flush_now(struct session *s)
 	int n = evbuffer_write(out, bufferevent_getfd(s->bev));
 	evbuffer_freeze(out, 1);
 	if (n < 0 && errno != EAGAIN && errno != EINTR) {
-		/* Let libevent find and report the error (on_event). */
+		/* Let libevent find and report the error (session_on_event). */
 		bufferevent_enable(s->bev, EV_WRITE);
 		return;
 	}
@@ -1376,7 +991,7 @@ static void flush_now(struct session *s)
 		bufferevent_enable(s->bev, EV_WRITE);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+void session_on_write(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 	if (s->direct_write && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
@@ -1392,21 +1007,23 @@ static void on_write(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+void session_on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
 	if ((what & BEV_EVENT_CONNECTED) && s->state == SESSION_STATE_TLS) {
-		tls_established(s);
+		session_tls_established(s);
 		session_process(s);
 		return;
 	}
 	if ((what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) && s->state == SESSION_STATE_TLS) {
 		unsigned long err = bufferevent_get_openssl_error(bev);
 		log_event(LOG_LEVEL_INFO, "smtp.tls_error", "session=%llu client=%s error=\"%s\"",
-			  (unsigned long long)s->id, s->client_addr,
-			  err ? tls_last_error(err) : "connection lost during the handshake");
-		s->close_reason = "tls-handshake";
-		session_free(s);
+		          (unsigned long long)s->id, s->client_addr,
+		          err ? tls_last_error(err) : "connection lost during the handshake");
+		/* OpenSSL has queued its alert (protocol_version, ...) in the
+		 * plain connection under a STARTTLS session: let it go out
+		 * before closing, so the client learns why. */
+		session_close(s, "tls-handshake");
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
@@ -1420,7 +1037,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 			session_free(s);
 			return;
 		}
-		reply_id(s, SMTP_R_TIMEOUT);
+		session_reply(s, SMTP_R_TIMEOUT);
 		session_close(s, "timeout");
 		return;
 	}
@@ -1451,13 +1068,13 @@ static void close_check(evutil_socket_t fd, short what, void *arg)
 
 /* session_close - stop reading; free the session once the replies written
  * so far have reached the client (or the write times out). */
-static void session_close(struct session *s, const char *reason)
+void session_close(struct session *s, const char *reason)
 {
 	if (s->state == SESSION_STATE_CLOSING)
 		return;
 	s->close_reason = reason;
-	flush_now(s);
-	set_state(s, SESSION_STATE_CLOSING);
+	session_flush_now(s);
+	session_set_state(s, SESSION_STATE_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
 	/* The session is freed from the loop, never here (callers still hold
 	 * s): by the write callback once the output is empty, or by
@@ -1504,7 +1121,7 @@ static void session_free(struct session *s)
 		free(s->senders[i]);
 	free(s->senders);
 	free(s->pending_log);
-	transaction_reset(s);
+	session_transaction_reset(s);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -1530,7 +1147,7 @@ void session_shutdown(struct session *s, bool force)
 	if (force && s->state != SESSION_STATE_COMMIT && s->state != SESSION_STATE_AUTH) {
 		/* A message being committed gets its answer first: the spool
 		 * is flushed before the process exits. */
-		reply_id(s, SMTP_R_SHUTDOWN);
+		session_reply(s, SMTP_R_SHUTDOWN);
 		session_close(s, "shutdown");
 		return;
 	}
@@ -1546,12 +1163,12 @@ static void deadline_over(evutil_socket_t fd, short what, void *arg)
 	    s->state == SESSION_STATE_AUTH)
 		return; /* finishing anyway */
 	if (s->state != SESSION_STATE_TLS)
-		reply_id(s, SMTP_R_TIMEOUT);
+		session_reply(s, SMTP_R_TIMEOUT);
 	session_close(s, "session-timeout");
 }
 
 void session_start(struct server *srv, const struct config_listener *listener, int fd,
-		   const struct sockaddr *peer, socklen_t peer_len, bool ip_counted)
+                   const struct sockaddr *peer, socklen_t peer_len, bool ip_counted)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
 	s->ip_counted = ip_counted;
@@ -1565,10 +1182,10 @@ void session_start(struct server *srv, const struct config_listener *listener, i
 		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)peer;
 		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
 			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], s->client_addr,
-				  sizeof(s->client_addr));
+			          sizeof(s->client_addr));
 		else
 			inet_ntop(AF_INET6, &sin6->sin6_addr, s->client_addr,
-				  sizeof(s->client_addr));
+			          sizeof(s->client_addr));
 		s->client_port = ntohs(sin6->sin6_port);
 	} else {
 		const struct sockaddr_in *sin = (const struct sockaddr_in *)peer;
@@ -1586,7 +1203,7 @@ void session_start(struct server *srv, const struct config_listener *listener, i
 		SSL *ssl = srv->tls_ctx ? SSL_new(srv->tls_ctx) : NULL;
 		if (ssl == NULL) {
 			log_event(LOG_LEVEL_WARN, "smtp.tls_error", "listener=%s error=\"%s\"",
-				  listener->name, tls_last_error(0));
+			          listener->name, tls_last_error(0));
 			close(fd);
 			if (ip_counted)
 				server_ip_release(srv, s->client_addr);
@@ -1594,18 +1211,19 @@ void session_start(struct server *srv, const struct config_listener *listener, i
 			free(s);
 			return;
 		}
-		s->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-							BEV_OPT_CLOSE_ON_FREE);
+		s->bev = bufferevent_openssl_socket_new(
+		    srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 		bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
 	} else {
 		s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 		s->direct_write = true;
 	}
-	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	bufferevent_setcb(s->bev, session_on_read, session_on_write, session_on_event, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGHWATER);
 	bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUTPUT_HIGHWATER / 2, 0);
-	s->state = listener->tls == LISTENER_TLS_IMPLICIT ? SESSION_STATE_TLS : SESSION_STATE_GREETED;
-	set_timeouts(s);
+	s->state =
+	    listener->tls == LISTENER_TLS_IMPLICIT ? SESSION_STATE_TLS : SESSION_STATE_GREETED;
+	session_set_timeouts(s);
 	s->deadline = evtimer_new(srv->base, deadline_over, s);
 	struct timeval dl = {s->cfg->session_timeout, 0};
 	evtimer_add(s->deadline, &dl);
@@ -1624,12 +1242,12 @@ void session_start(struct server *srv, const struct config_listener *listener, i
 	logline_str(&l, "trusted", s->trusted ? "yes" : "no");
 	logline_emit(&l, LOG_LEVEL_INFO);
 
-	replyf(s, 220, "", "%s ESMTP detour", s->cfg->hostname);
+	session_replyf(s, 220, "", "%s ESMTP detour", s->cfg->hostname);
 	if (s->direct_write) {
 		/* A new bufferevent has writing enabled: off, flush_now writes. */
 		bufferevent_disable(s->bev, EV_WRITE);
 		bufferevent_enable(s->bev, EV_READ);
-		flush_now(s);
+		session_flush_now(s);
 	} else {
 		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	}

@@ -19,8 +19,7 @@
 /* tls_server_ctx_new - a context serving certificate (a PEM chain, leaf
  * first) with private_key. Returns NULL with a message in *error_r naming
  * the file and OpenSSL's reason. */
-SSL_CTX *tls_server_ctx_new(const char *certificate, const char *private_key,
-			    const char **error_r);
+SSL_CTX *tls_server_ctx_new(const char *certificate, const char *private_key, const char **error_r);
 
 /* tls_describe - "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"
  * for the Received: header and logs. */

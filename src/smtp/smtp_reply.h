@@ -33,7 +33,7 @@
 	X(CMD_NUL, 500, "5.5.2", "NUL byte in command line")                                       \
 	X(CMD_UNKNOWN, 500, "5.5.1", "Command unrecognized")                                       \
 	X(SYNTAX, 501, "5.5.4", "Syntax error in parameters or arguments")                         \
-	X(HELO_SYNTAX, 501, "5.5.4", "EHLO/HELO needs a domain name or address literal")          \
+	X(HELO_SYNTAX, 501, "5.5.4", "EHLO/HELO needs a domain name or address literal")           \
 	X(NO_ARGS, 501, "5.5.4", "This command takes no arguments")                                \
 	X(NOT_IMPLEMENTED, 502, "5.5.1", "Command not implemented")                                \
 	X(NEED_HELO, 503, "5.5.1", "Send EHLO or HELO first")                                      \
@@ -58,18 +58,20 @@
 	X(SIZE_DECLARED, 552, "5.3.4", "Message size exceeds fixed limit")                         \
 	X(TOO_BIG, 552, "5.3.4", "Message size exceeds fixed limit")                               \
 	X(TOO_MANY_RCPTS, 452, "4.5.3", "Too many recipients")                                     \
-	X(DATA_BARE_LF, 554, "5.6.0", "Message refused: bare LF in data; lines must end with CRLF") \
+	X(DATA_BARE_LF, 554, "5.6.0",                                                              \
+	  "Message refused: bare LF in data; lines must end with CRLF")                            \
 	X(DATA_BARE_CR, 554, "5.6.0", "Message refused: bare CR in data")                          \
 	X(DATA_NUL, 554, "5.6.0", "Message refused: NUL byte in data")                             \
 	X(DATA_LONG_LINE, 554, "5.6.0", "Message refused: line longer than 1000 octets")           \
-	X(DATA_NOT_TERMINATED, 554, "5.6.0", "Message refused: last BDAT chunk ends in bare CR")    \
+	X(DATA_NOT_TERMINATED, 554, "5.6.0", "Message refused: last BDAT chunk ends in bare CR")   \
 	X(BDAT_SYNTAX, 501, "5.5.4", "BDAT needs a chunk size and optionally LAST")                \
 	X(LOOP, 554, "5.4.6", "Too many Received headers: mail loop detected")                     \
 	X(QUEUE_FAILED, 451, "4.3.0", "Could not queue the message; try again later")              \
 	X(NO_SPACE, 452, "4.3.1", "Insufficient system storage")                                   \
 	X(AUTH_REQUIRED, 530, "5.7.0", "Authentication required")                                  \
 	X(RELAY_DENIED, 550, "5.7.1", "Relay access denied")                                       \
-	X(AUTH_NEEDS_TLS, 538, "5.7.11", "Encryption required for requested authentication mechanism") \
+	X(AUTH_NEEDS_TLS, 538, "5.7.11",                                                           \
+	  "Encryption required for requested authentication mechanism")                            \
 	X(AUTH_FAILED, 535, "5.7.8", "Authentication credentials invalid")                         \
 	X(AUTH_UNKNOWN_MECH, 504, "5.5.4", "Unrecognized authentication mechanism")                \
 	X(AUTH_ALREADY, 503, "5.5.1", "Already authenticated")                                     \
@@ -77,7 +79,7 @@
 	X(AUTH_CANCELLED, 501, "5.0.0", "Authentication cancelled")                                \
 	X(AUTH_IN_TRANSACTION, 503, "5.5.1", "AUTH is not allowed during a mail transaction")      \
 	X(AUTH_UNAVAILABLE, 454, "4.7.0", "Temporary authentication failure")                      \
-	X(AUTH_NOT_OFFERED, 503, "5.5.1", "AUTH is not available on this connection")               \
+	X(AUTH_NOT_OFFERED, 503, "5.5.1", "AUTH is not available on this connection")              \
 	X(SENDER_DENIED, 553, "5.7.1", "Sender address not allowed for this account")              \
 	X(NULL_SENDER_DENIED, 553, "5.7.1", "The null sender is reserved for trusted clients")     \
 	X(TLS_NOT_OFFERED, 502, "5.5.1", "STARTTLS is not available here")                         \
@@ -93,11 +95,11 @@ enum smtp_reply_id {
 #define SMTP_REPLY_ENUM(name, code, enh, text) SMTP_R_##name,
 	SMTP_REPLIES(SMTP_REPLY_ENUM)
 #undef SMTP_REPLY_ENUM
-	SMTP_R_COUNT
+	    SMTP_R_COUNT
 };
 
 struct smtp_reply {
-	int code;	  /* three digits */
+	int code;         /* three digits */
 	const char *enh;  /* RFC 3463 class.subject.detail, "" for none */
 	const char *text; /* one line, no CR or LF */
 };

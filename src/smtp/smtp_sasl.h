@@ -14,14 +14,14 @@
 #include <stddef.h>
 
 /* Longest user name and password accepted. */
-#define SASL_USER_MAX 256
+#define SASL_USER_MAX     256
 #define SASL_PASSWORD_MAX 1024
 
 enum sasl_result {
 	SASL_OK,
 	SASL_BAD_BASE64, /* not canonical base64 (501 5.5.2) */
-	SASL_MALFORMED,	 /* decoded, but not a valid response (501 5.5.2) */
-	SASL_CANCELLED,	 /* "*" (501 5.0.0) */
+	SASL_MALFORMED,  /* decoded, but not a valid response (501 5.5.2) */
+	SASL_CANCELLED,  /* "*" (501 5.0.0) */
 };
 
 struct sasl_credentials {

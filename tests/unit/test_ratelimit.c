@@ -19,7 +19,8 @@ static void test_burst_at_limit_and_past(void **state)
 	(void)state;
 	struct ratelimit *rl = ratelimit_new(100);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(ratelimit_take(rl, "a@x", three_per_minute, 1, 1000), RATELIMIT_OK);
+		assert_int_equal(ratelimit_take(rl, "a@x", three_per_minute, 1, 1000),
+		                 RATELIMIT_OK);
 	assert_int_equal(ratelimit_take(rl, "a@x", three_per_minute, 1, 1000), RATELIMIT_OVER_NEW);
 	assert_int_equal(ratelimit_take(rl, "a@x", three_per_minute, 1, 1001), RATELIMIT_OVER);
 	/* another key is not affected */
@@ -96,11 +97,11 @@ static void test_memory_bound(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_burst_at_limit_and_past),
-		cmocka_unit_test(test_refill),
-		cmocka_unit_test(test_reported_once_per_window),
-		cmocka_unit_test(test_unlimited),
-		cmocka_unit_test(test_memory_bound),
+	    cmocka_unit_test(test_burst_at_limit_and_past),
+	    cmocka_unit_test(test_refill),
+	    cmocka_unit_test(test_reported_once_per_window),
+	    cmocka_unit_test(test_unlimited),
+	    cmocka_unit_test(test_memory_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

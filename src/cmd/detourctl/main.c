@@ -25,11 +25,11 @@
 #include "user.h"
 
 /* sysexits.h values, spelled out where they are used */
-#define EXIT_USAGE 64
-#define EXIT_DATAERR 65
+#define EXIT_USAGE       64
+#define EXIT_DATAERR     65
 #define EXIT_UNAVAILABLE 69
-#define EXIT_SOFTWARE 70
-#define EXIT_CONFIG 78
+#define EXIT_SOFTWARE    70
+#define EXIT_CONFIG      78
 
 struct ctl_ctx {
 	struct config *cfg;
@@ -40,7 +40,7 @@ struct ctl_ctx {
 
 struct command {
 	const char *words; /* "queue list" */
-	int nargs;	   /* positional arguments; -1: zero or one */
+	int nargs;         /* positional arguments; -1: zero or one */
 	const char *usage;
 	int (*run)(struct ctl_ctx *ctx);
 };
@@ -87,7 +87,7 @@ static void json_msg(FILE *out, const struct queue_view_msg *m, bool full)
 		json_str(out, r->state);
 		if (full) {
 			fprintf(out, ",\"attempts\":%u,\"next_attempt_ms\":%lld,\"last_result\":",
-				r->attempts, (long long)r->next_attempt_ms);
+			        r->attempts, (long long)r->next_attempt_ms);
 			json_str(out, r->last_result);
 			fprintf(out, ",\"notify\":%u,\"orcpt\":", r->notify);
 			json_str(out, r->orcpt);
@@ -165,9 +165,10 @@ static int cmd_queue_list(struct ctl_ctx *ctx)
 static int check_qid(const char *qid)
 {
 	if (!spool_qid_valid(qid)) {
-		fprintf(stderr, "detourctl: '%s' is not a queue id (16 characters, as shown by "
-				"'queue list')\n",
-			qid);
+		fprintf(stderr,
+		        "detourctl: '%s' is not a queue id (16 characters, as shown by "
+		        "'queue list')\n",
+		        qid);
 		return -1;
 	}
 	return 0;
@@ -207,9 +208,8 @@ static int cmd_queue_show(struct ctl_ctx *ctx)
 		       m->id, m->sender, (unsigned long long)m->size, when,
 		       m->listener ? m->listener : "-", m->client_addr ? m->client_addr : "-",
 		       m->helo ? m->helo : "-", m->tls ? m->tls : "none",
-		       m->account ? m->account : "-", m->held ? "yes" : "no",
-		       bodies[m->body_type], m->smtputf8 ? "yes" : "no", rets[m->ret],
-		       m->envid ? m->envid : "-");
+		       m->account ? m->account : "-", m->held ? "yes" : "no", bodies[m->body_type],
+		       m->smtputf8 ? "yes" : "no", rets[m->ret], m->envid ? m->envid : "-");
 		for (size_t i = 0; i < m->rcpt_count; i++) {
 			const struct queue_view_rcpt *rc = &m->rcpts[i];
 			printf("recipient: <%s> state=%s attempts=%u", rc->address, rc->state,
@@ -320,42 +320,42 @@ static int cmd_reload(struct ctl_ctx *ctx)
 }
 
 static const struct command commands[] = {
-	{"queue list", 0, "queue list [--json]      every queued message and its recipients",
-	 cmd_queue_list},
-	{"queue show", 1, "queue show ID [--json]   one message's envelope and recipient states",
-	 cmd_queue_show},
-	{"queue cat", 1, "queue cat ID             the message exactly as it will be sent",
-	 cmd_queue_cat},
-	{"queue delete", 1, "queue delete ID          remove a message without a bounce",
-	 cmd_queue_delete},
-	{"queue hold", 1, "queue hold ID            keep a message from being delivered",
-	 cmd_queue_hold},
-	{"queue release", 1, "queue release ID         undo hold", cmd_queue_release},
-	{"queue flush", -1, "queue flush [ID]         try deferred messages (or one) now",
-	 cmd_queue_flush},
-	{"delivery pause", 0, "delivery pause           keep queueing, stop sending", cmd_delivery_pause},
-	{"delivery resume", 0, "delivery resume          send again", cmd_delivery_resume},
-	{"status", 0, "status                   up time, connections, queue size", cmd_status},
-	{"reload", 0, "reload                   read the configuration file again",
-	 cmd_reload},
+    {"queue list", 0, "queue list [--json]      every queued message and its recipients",
+     cmd_queue_list},
+    {"queue show", 1, "queue show ID [--json]   one message's envelope and recipient states",
+     cmd_queue_show},
+    {"queue cat", 1, "queue cat ID             the message exactly as it will be sent",
+     cmd_queue_cat},
+    {"queue delete", 1, "queue delete ID          remove a message without a bounce",
+     cmd_queue_delete},
+    {"queue hold", 1, "queue hold ID            keep a message from being delivered",
+     cmd_queue_hold},
+    {"queue release", 1, "queue release ID         undo hold", cmd_queue_release},
+    {"queue flush", -1, "queue flush [ID]         try deferred messages (or one) now",
+     cmd_queue_flush},
+    {"delivery pause", 0, "delivery pause           keep queueing, stop sending",
+     cmd_delivery_pause},
+    {"delivery resume", 0, "delivery resume          send again", cmd_delivery_resume},
+    {"status", 0, "status                   up time, connections, queue size", cmd_status},
+    {"reload", 0, "reload                   read the configuration file again", cmd_reload},
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: detourctl [-c FILE] COMMAND [ARGS]\n\n"
-		     "Manage a detour relay: its queue and the running daemon.\n\n"
-		     "Commands:\n");
+	             "Manage a detour relay: its queue and the running daemon.\n\n"
+	             "Commands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(out, "  %s\n", commands[i].usage);
 	ctl_user_usage(out);
 	fprintf(out,
-		"\nOptions:\n"
-		"  -c FILE  configuration file (default %s)\n"
-		"  -h       show this help;  -V  show the version\n"
-		"\nExit status: 0 done; 64 usage; 65 bad argument or refused; 69 daemon or\n"
-		"queue unavailable; 70 internal error; 78 configuration error.\n"
-		"See detourctl(8).\n",
-		CONFIG_DEFAULT_PATH);
+	        "\nOptions:\n"
+	        "  -c FILE  configuration file (default %s)\n"
+	        "  -h       show this help;  -V  show the version\n"
+	        "\nExit status: 0 done; 64 usage; 65 bad argument or refused; 69 daemon or\n"
+	        "queue unavailable; 70 internal error; 78 configuration error.\n"
+	        "See detourctl(8).\n",
+	        CONFIG_DEFAULT_PATH);
 }
 
 /* words_match - do the command's words equal argv[0..]? Returns how many. */
@@ -388,10 +388,18 @@ int main(int argc, char **argv)
 	}
 	while ((opt = getopt(argc, argv, "+c:hV")) != -1) {
 		switch (opt) {
-		case 'c': path = optarg; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("detourctl %s\n", DETOUR_VERSION); return 0;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'c':
+			path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("detourctl %s\n", DETOUR_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	argc -= optind;

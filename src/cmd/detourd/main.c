@@ -30,23 +30,23 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: detourd [-c FILE] [-f] [-n] [-d] [-h] [-V]\n"
-		"\n"
-		"The detour relay: accepts authenticated mail on many ports, queues it\n"
-		"durably and delivers it onward.\n"
-		"\n"
-		"  -c FILE  configuration file (default %s)\n"
-		"  -f       stay in the foreground and log to standard error\n"
-		"  -n       check the configuration, print problems, and exit\n"
-		"           (0: valid; 1: invalid, each problem as FILE:LINE: PROBLEM)\n"
-		"  -d       log debug events too\n"
-		"  -h       show this help\n"
-		"  -V       show the version\n"
-		"\n"
-		"Signals: TERM or INT stop accepting, end sessions with 421 and exit\n"
-		"within [server] shutdown_grace; HUP reloads the configuration.\n"
-		"See detourd(8) and detour.conf(5).\n",
-		CONFIG_DEFAULT_PATH);
+	        "usage: detourd [-c FILE] [-f] [-n] [-d] [-h] [-V]\n"
+	        "\n"
+	        "The detour relay: accepts authenticated mail on many ports, queues it\n"
+	        "durably and delivers it onward.\n"
+	        "\n"
+	        "  -c FILE  configuration file (default %s)\n"
+	        "  -f       stay in the foreground and log to standard error\n"
+	        "  -n       check the configuration, print problems, and exit\n"
+	        "           (0: valid; 1: invalid, each problem as FILE:LINE: PROBLEM)\n"
+	        "  -d       log debug events too\n"
+	        "  -h       show this help\n"
+	        "  -V       show the version\n"
+	        "\n"
+	        "Signals: TERM or INT stop accepting, end sessions with 421 and exit\n"
+	        "within [server] shutdown_grace; HUP reloads the configuration.\n"
+	        "See detourd(8) and detour.conf(5).\n",
+	        CONFIG_DEFAULT_PATH);
 }
 
 /* prepare_state_dir - create the state folder, owned by the run-time user. */
@@ -54,12 +54,12 @@ static int prepare_state_dir(const struct config *cfg, const struct passwd *pw)
 {
 	if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
 		fprintf(stderr, "detourd: cannot create state_dir %s: %s\n", cfg->state_dir,
-			strerror(errno));
+		        strerror(errno));
 		return -1;
 	}
 	if (pw != NULL && chown(cfg->state_dir, pw->pw_uid, pw->pw_gid) < 0) {
 		fprintf(stderr, "detourd: cannot give %s to user %s: %s\n", cfg->state_dir,
-			pw->pw_name, strerror(errno));
+		        pw->pw_name, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -81,7 +81,7 @@ static int drop_privileges(const struct passwd *pw)
 	return 0;
 fail:
 	log_event(LOG_LEVEL_ERROR, "server.fatal", "error=\"cannot become user %s: %s\"",
-		  pw->pw_name, strerror(errno));
+	          pw->pw_name, strerror(errno));
 	return -1;
 }
 
@@ -146,13 +146,27 @@ int main(int argc, char **argv)
 	}
 	while ((opt = getopt(argc, argv, "c:fndhV")) != -1) {
 		switch (opt) {
-		case 'c': path = optarg; break;
-		case 'f': foreground = true; break;
-		case 'n': check_only = true; break;
-		case 'd': debug = true; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("detourd %s\n", DETOUR_VERSION); return 0;
-		default: usage(stderr); return 2;
+		case 'c':
+			path = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'n':
+			check_only = true;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("detourd %s\n", DETOUR_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind != argc) {
@@ -232,7 +246,7 @@ int main(int argc, char **argv)
 	event_base_dispatch(base);
 
 	log_event(LOG_LEVEL_INFO, "server.exit", "messages_accepted=%llu",
-		  (unsigned long long)srv->messages_accepted);
+	          (unsigned long long)srv->messages_accepted);
 	event_free(sigterm);
 	event_free(sigint);
 	event_free(sighup);
