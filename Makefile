@@ -53,7 +53,7 @@ LIB_SRC := $(sort $(wildcard src/lib/*.c src/smtp/*.c src/config/*.c src/queue/*
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_A   := $(BUILD)/libdetour.a
 
-PROGS := detourd detourctl
+PROGS := detourd detourctl detour
 PROG_BIN := $(PROGS:%=$(BUILD)/%)
 
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
@@ -143,6 +143,9 @@ install: all
 	install -m 755 $(BUILD)/detourctl $(DESTDIR)$(SBINDIR)/detourctl
 	install -m 644 man/detourd.8 man/detourctl.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 644 man/detour.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(BUILD)/detour $(DESTDIR)$(BINDIR)/detour
+	install -m 644 man/detour.1 $(DESTDIR)$(MANDIR)/man1/
 	install -d $(DESTDIR)$(SYSCONFDIR)/detour
 	install -m 644 etc/detour.conf $(DESTDIR)$(SYSCONFDIR)/detour/detour.conf.example
 	test -e $(DESTDIR)$(SYSCONFDIR)/detour/detour.conf || \
@@ -152,6 +155,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/detourd $(DESTDIR)$(SBINDIR)/detourctl \
 		$(DESTDIR)$(MANDIR)/man8/detourd.8 $(DESTDIR)$(MANDIR)/man8/detourctl.8 \
 		$(DESTDIR)$(MANDIR)/man5/detour.conf.5
+	rm -f $(DESTDIR)$(BINDIR)/detour $(DESTDIR)$(MANDIR)/man1/detour.1
 
 format:
 	clang-format -i $(wildcard src/*/*.c src/*/*.h src/cmd/*/*.c src/cmd/*/*.h tests/unit/*.c)

@@ -11,7 +11,8 @@
 #   conf=$(bench/mkconf.sh) && build/detourd -c "$conf" -f
 #
 # Environment: DETOURD (a detourd binary; when set, the file is checked with
-# `detourd -c FILE -n`), PORT (2510), SINK_PORT (2526).
+# `detourd -c FILE -n`), PORT (2510), SINK_PORT (2526), PAUSE_DELIVERY=1
+# (adds `[delivery] pause = yes`: accept only, for profiling the accept path).
 set -eu
 
 dir=${1:-}
@@ -46,6 +47,7 @@ auth   = off
 resolver          = 127.0.0.1:53     ; the benchmark's DNS stub, in its namespace
 mx_port           = ${SINK_PORT:-2526}   ; smtp-sink
 allow_loopback_mx = yes
+${PAUSE_DELIVERY:+pause             = yes}
 
 [limits]
 ; peer-bench holds 1,000 idle connections and runs 100 sessions, all

@@ -4,11 +4,12 @@
 #   bench/profile.sh [plain|perf|strace|callgrind] [SESSIONS] [MESSAGES] [SIZE]
 #   (defaults: perf 20 20000 4096)
 #
-# Starts build/detourd (or $DETOURD) on a fresh bench/mkconf.sh configuration
-# inside a private network namespace (only loopback; the peer-bench DNS stub
-# answers on 127.0.0.1:53), sends MESSAGES messages of SIZE bytes with
-# smtp-source over SESSIONS sessions (bounded by count and by a 300 s
-# timeout), and reports messages/s, detourd's CPU ms per message, the
+# Starts smtp-sink on 127.0.0.1:2526 and build/detourd (or $DETOURD) on a
+# fresh bench/mkconf.sh configuration inside a private network namespace (only
+# loopback; the peer-bench DNS stub answers on 127.0.0.1:53), sends MESSAGES
+# messages of SIZE bytes with smtp-source over SESSIONS sessions (bounded by
+# count and by a 300 s timeout), waits (at most 60 s) until the sink has them
+# all when detourd delivers, and reports messages/s, detourd's CPU ms per message, the
 # client's (smtp-source's) CPU ms per message and how busy the whole machine
 # was, then:
 #   plain      nothing more (no profiler attached: the cleanest numbers)
@@ -18,7 +19,8 @@
 #   callgrind  valgrind --tool=callgrind (slow: keep MESSAGES small)
 # Output goes to bench/results/profile-<time>/ (or $OUT). Root only.
 # DETOURD_LOG: where detourd's log goes (default $OUT/detourd.log; /dev/null
-# to see what writing the log costs).
+# to see what writing the log costs). PAUSE_DELIVERY=1: accept only (a build
+# that delivers then keeps every message queued).
 set -eu
 BENCH=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$BENCH/.." && pwd)
@@ -43,6 +45,7 @@ if [ "${SMTPBENCH_SANDBOX:-}" != 1 ]; then
 fi
 
 WORK=$(mktemp -d "${BENCH_WORK:-/var/tmp}/detour-profile.XXXXXX")
+chmod 755 "$WORK"
 conf=$("$BENCH/mkconf.sh" "$WORK")
 PIDS=()
 cleanup() {
@@ -60,6 +63,9 @@ wrap=()
 case $MODE in
 callgrind) wrap=(valgrind --tool=callgrind "--callgrind-out-file=$OUT/callgrind.out.%p") ;;
 esac
+setsid smtp-sink -c -u nobody 127.0.0.1:2526 1024 >"$WORK/sink.out" 2>&1 </dev/null &
+PIDS+=($!)
+sink_count() { tr '\r' '\n' <"$WORK/sink.out" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1; }
 setsid "${wrap[@]}" "$DETOURD" -c "$conf" -f >"${DETOURD_LOG:-$OUT/detourd.log}" 2>&1 </dev/null &
 PIDS+=($!)
 dpid=$!
@@ -72,6 +78,10 @@ src() {  # src COUNT: one bounded smtp-source run
 		-f a@example.com -t b@example.org 127.0.0.1:2510
 }
 src 200   # warm-up
+if [ -z "${PAUSE_DELIVERY:-}" ]; then   # let the warm-up drain (bounded)
+	for _ in $(seq 100); do [ "$(sink_count)" = 200 ] && break; sleep 0.1; done
+fi
+n0=$(sink_count)
 case $MODE in
 perf)
 	perf record -g -o "$OUT/perf.data" -p "$dpid" 2>"$OUT/perf-record.err" &
@@ -94,17 +104,28 @@ ccpu; s0=$(ctime)
 m0=$(busy)
 src "$MESSAGES"
 t1=$(date +%s.%N)
+# a build that delivers: wait until the sink has them all (at most 60 s)
+for i in $(seq 600); do
+	got=$(( $(sink_count) - ${n0:-0} ))
+	[ "$got" -ge "$MESSAGES" ] && break
+	[ -n "${PAUSE_DELIVERY:-}" ] && break
+	[ "$i" -ge 50 ] && [ "$got" -le 0 ] && break   # a build that does not deliver
+	sleep 0.1
+done
+t2=$(date +%s.%N)
+delivered=$(( $(sink_count) - ${n0:-0} ))
 cpu1=$(awk '{print $14 + $15}' "/proc/$dpid/stat")
 ccpu; s1=$(ctime)
 m1=$(busy)
 if [ -n "$ppid" ]; then kill -INT "$ppid"; wait "$ppid" || true; fi
 tck=$(getconf CLK_TCK)
-awk -v n="$MESSAGES" -v t0="$t0" -v t1="$t1" -v c0="$cpu0" -v c1="$cpu1" -v hz="$tck" \
+awk -v n="$MESSAGES" -v t0="$t0" -v t1="$t1" -v t2="$t2" -v d="$delivered" \
+	-v c0="$cpu0" -v c1="$cpu1" -v hz="$tck" \
 	-v m0="$m0" -v m1="$m1" -v s0="$s0" -v s1="$s1" -v ncpu="$(nproc)" 'BEGIN {
 	split(m0, a, " "); split(m1, b, " ")
-	printf "messages=%d seconds=%.2f msg_per_s=%.0f detourd_cpu_ms_per_msg=%.3f " \
-	       "smtp_source_cpu_ms_per_msg=%.3f machine_busy=%.0f%% of %d cpus\n",
-	       n, t1 - t0, n / (t1 - t0), (c1 - c0) / hz * 1000 / n, (s1 - s0) * 1000 / n,
+	printf "messages=%d seconds=%.2f accepted_msg_per_s=%.0f delivered=%d (%.2f s after) " \
+	       "detourd_cpu_ms_per_msg=%.3f smtp_source_cpu_ms_per_msg=%.3f machine_busy=%.0f%% of %d cpus\n",
+	       n, t1 - t0, n / (t1 - t0), d, t2 - t1, (c1 - c0) / hz * 1000 / n, (s1 - s0) * 1000 / n,
 	       100 * (b[1] - a[1]) / (b[2] - a[2]), ncpu }' | tee "$OUT/summary.txt"
 
 case $MODE in

@@ -78,7 +78,9 @@ cmd=""
 for v in REPS SECS SESSIONS SIZES IDLE_CONNS QUICK PEERS; do
 	[ -z "${!v:-}" ] || cmd="$cmd$v=\"${!v}\" "
 done
-export SMTPBENCH_NOTE="detourd $rev, postfix $(postconf -dh mail_version 2>/dev/null || echo '?'); command: ${cmd}bench/run.sh"
+[ "$DETOURD" -ef "$REPO/build/detourd" ] && what="detourd $rev" ||
+	what="detourd $DETOURD (not this tree's build/detourd; tree at $rev)"
+export SMTPBENCH_NOTE="$what, $("$DETOURD" -V 2>&1 | head -1), postfix $(postconf -dh mail_version 2>/dev/null || echo '?'); command: ${cmd}bench/run.sh"
 export PEERS=${PEERS:-postfix detourd}
 export RATIOS=${RATIOS:-detourd/postfix detourd/sink}
 

@@ -27,7 +27,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define FUZZ_CHECK(cond, ...)                                                                      \
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
-			fprintf(stderr, "\nPROPERTY VIOLATED %s:%d: %s\n  ", __FILE__, __LINE__,  \
+			fprintf(stderr, "\nPROPERTY VIOLATED %s:%d: %s\n  ", __FILE__, __LINE__,   \
 			        #cond);                                                            \
 			fprintf(stderr, __VA_ARGS__);                                              \
 			fputc('\n', stderr);                                                       \

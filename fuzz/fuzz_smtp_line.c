@@ -108,8 +108,8 @@ static void use_line(const struct smtp_cmd *cmd, int *auth_lines)
 
 	if ((cmd->verb == SMTP_VERB_MAIL || cmd->verb == SMTP_VERB_RCPT) && !cmd->malformed) {
 		bool mail = cmd->verb == SMTP_VERB_MAIL;
-		unsigned flags = mail ? SMTP_ADDR_ALLOW_NULL | SMTP_ADDR_ALLOW_UTF8
-		                      : SMTP_ADDR_ALLOW_POSTMASTER;
+		unsigned flags =
+		    mail ? SMTP_ADDR_ALLOW_NULL | SMTP_ADDR_ALLOW_UTF8 : SMTP_ADDR_ALLOW_POSTMASTER;
 		enum smtp_addr_result ar =
 		    smtp_addr_parse_path(cmd->arg, cmd->arg_len, flags, &addr, &used);
 		if (ar != SMTP_ADDR_OK)

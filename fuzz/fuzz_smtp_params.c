@@ -95,9 +95,9 @@ static void check_mail(const char *s, size_t len, unsigned ext)
 	static const struct {
 		const char *key;
 		unsigned ext;
-	} keys[] = {{"SIZE", SMTP_EXT_SIZE},   {"BODY", SMTP_EXT_8BITMIME},
+	} keys[] = {{"SIZE", SMTP_EXT_SIZE},         {"BODY", SMTP_EXT_8BITMIME},
 	            {"SMTPUTF8", SMTP_EXT_SMTPUTF8}, {"RET", SMTP_EXT_DSN},
-	            {"ENVID", SMTP_EXT_DSN},  {"AUTH", SMTP_EXT_AUTH}};
+	            {"ENVID", SMTP_EXT_DSN},         {"AUTH", SMTP_EXT_AUTH}};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		FUZZ_CHECK((ext & keys[i].ext) || !has_param(s, len, keys[i].key),
 		           "%s accepted without its extension", keys[i].key);
@@ -178,7 +178,8 @@ static void xtext_codec(const char *s, size_t len, size_t small)
 	if (small == 0)
 		FUZZ_CHECK(t == -1, "decode into 0 bytes returned %d", t);
 	else if (d >= 0 && (size_t)d < small)
-		FUZZ_CHECK(t == d && memcmp(tiny, dec, (size_t)d + 1) == 0, "bounded decode differs");
+		FUZZ_CHECK(t == d && memcmp(tiny, dec, (size_t)d + 1) == 0,
+		           "bounded decode differs");
 	else
 		FUZZ_CHECK(t == -1 && tiny[0] == '\0', "bounded decode returned %d", t);
 	memset(tiny, 'Z', small ? small : 1);
@@ -186,7 +187,8 @@ static void xtext_codec(const char *s, size_t len, size_t small)
 	if (small == 0)
 		FUZZ_CHECK(t == -1, "encode into 0 bytes returned %d", t);
 	else if ((size_t)e < small)
-		FUZZ_CHECK(t == e && memcmp(tiny, enc, (size_t)e + 1) == 0, "bounded encode differs");
+		FUZZ_CHECK(t == e && memcmp(tiny, enc, (size_t)e + 1) == 0,
+		           "bounded encode differs");
 	else
 		FUZZ_CHECK(t == -1 && tiny[0] == '\0', "bounded encode returned %d", t);
 

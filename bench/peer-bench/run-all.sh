@@ -40,6 +40,7 @@ SESSIONS=${SESSIONS:-1 20 100} SIZES=${SIZES:-4096 102400} IDLE_CONNS=${IDLE_CON
 RAW=$OUT/raw.jsonl
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # idle-connection test needs >2000 fds
 T0=$(date +%s)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)   # a shared machine: say how busy it was
 
 # ---- targets: name port rcpt cgroup ---------------------------------------
 declare -a T_NAME T_PORT T_RCPT T_ACC
@@ -151,7 +152,7 @@ log "fsync check done; total $(( $(date +%s) - T0 )) s"
 {
     echo "machine: $(nproc) cores ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r), queues on $(findmnt -n -o FSTYPE -T "$HERE" 2>/dev/null || stat -f -c %T "$HERE"); $(date -u +%Y-%m-%dT%H:%MZ)"
     [ -z "$SMTPBENCH_NOTE" ] || echo "$SMTPBENCH_NOTE"
-    echo "runs: REPS=$REPS SECS=$SECS (acceptance time box), drain bound 5 s; medians"
+    echo "runs: REPS=$REPS SECS=$SECS (acceptance time box), drain bound 5 s; medians; load average at start $LOAD0, at end $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     RATIOS=$RATIOS python3 "$HERE/lib/summarize.py" "$RAW" "${T_NAME[@]}"
 } | tee "$OUT/table.md"

@@ -38,6 +38,10 @@ void bounce_sanitize(const char *text, char *out, size_t size)
 		unsigned char c = *p;
 		if (c < 0x20 || c == 0x7f) {
 			c = ' ';
+		} else if (c >= 0x80) {
+			/* RFC 3464 2.1.2: the report's fields are US-ASCII, and a
+			 * remote's octets need not be UTF-8 at all. */
+			c = '?';
 		}
 		if (c == ' ') {
 			if (space || o == 0)

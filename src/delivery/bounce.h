@@ -78,8 +78,8 @@ int bounce_compose(const struct bounce_info *bi, bounce_put_fn *put, void *put_a
 bool bounce_wanted(unsigned notify, enum bounce_kind kind);
 
 /* bounce_sanitize - copy text into out (size bytes) with control
- * characters and line breaks replaced by spaces, runs of spaces folded,
- * and at most size-1 bytes. */
+ * characters and line breaks replaced by spaces, octets outside US-ASCII
+ * by '?', runs of spaces folded, and at most size-1 bytes. */
 void bounce_sanitize(const char *text, char *out, size_t size);
 
 #endif

@@ -358,6 +358,19 @@ static void put_bounce(void *arg, const void *data, size_t len)
 }
 
 /* enhanced_or - the enhanced code of a result, or a default of its class. */
+/* format_duration - "5 days", "1 hour", "90 seconds", for bounces. */
+static void format_duration(unsigned secs, char *out, size_t size)
+{
+	if (secs % 86400 == 0)
+		snprintf(out, size, "%u day%s", secs / 86400, secs == 86400 ? "" : "s");
+	else if (secs % 3600 == 0)
+		snprintf(out, size, "%u hour%s", secs / 3600, secs == 3600 ? "" : "s");
+	else if (secs % 60 == 0)
+		snprintf(out, size, "%u minute%s", secs / 60, secs == 60 ? "" : "s");
+	else
+		snprintf(out, size, "%u seconds", secs);
+}
+
 static const char *enhanced_or(const struct smtp_client_result *r, const char *fallback)
 {
 	return r->enhanced[0] ? r->enhanced : fallback;
@@ -373,6 +386,7 @@ static struct spool_msg *make_bounce(struct dlv_msg *m, const int *kinds)
 	enum bounce_kind worst = BOUNCE_RELAYED;
 	struct bounce_rcpt *br = xcalloc(w->n_rcpts, sizeof(*br));
 	char(*diag)[SMTP_REPLYLINE_MAX + 16] = xcalloc(w->n_rcpts, sizeof(*diag));
+	char(*mta)[DELIVERY_RELAY_MAX] = xcalloc(w->n_rcpts, sizeof(*mta));
 	time_t now = time(NULL);
 	for (size_t i = 0; i < w->n_rcpts; i++) {
 		if (kinds[i] < 0)
@@ -385,7 +399,10 @@ static struct spool_msg *make_bounce(struct dlv_msg *m, const int *kinds)
 		b->address = w->rcpts[i].address;
 		b->orcpt = w->rcpts[i].orcpt;
 		b->status = b->kind == BOUNCE_RELAYED ? "2.0.0" : enhanced_or(r, "5.0.0");
-		b->remote_mta = m->info[i].relay[0] ? m->info[i].relay : NULL;
+		/* RFC 3464 2.3.5: a DNS name, so "host[address]:port" is cut. */
+		str_copy(mta[i], m->info[i].relay, sizeof(mta[i]));
+		mta[i][strcspn(mta[i], "[")] = '\0';
+		b->remote_mta = mta[i][0] ? mta[i] : NULL;
 		if (r->remote)
 			snprintf(diag[i], sizeof(diag[i]), "%d %s%s%s", r->code, r->enhanced,
 			         r->enhanced[0] ? " " : "", r->text);
@@ -401,6 +418,8 @@ static struct spool_msg *make_bounce(struct dlv_msg *m, const int *kinds)
 		struct spool_envelope *env = spool_msg_envelope(bounce);
 		env->sender = xstrdup("");
 		env->smtputf8 = w->smtputf8;
+		/* The original travels inside it: its 8-bit octets too. */
+		env->body = w->body;
 		env->listener = xstrdup("bounce");
 		env->arrival_ms = now_ms();
 		spool_msg_add_rcpt(bounce, w->sender, 0, NULL);
@@ -422,6 +441,7 @@ static struct spool_msg *make_bounce(struct dlv_msg *m, const int *kinds)
 			spool_msg_free(&bounce);
 	}
 	free(diag);
+	free(mta);
 	free(br);
 	return bounce;
 }
@@ -495,9 +515,10 @@ static void msg_finish(struct dlv_msg *m)
 				outcome = "expired";
 				d->stats.failed++;
 				size_t l = strlen(r->text);
+				char age[32];
+				format_duration(cfg->max_age, age, sizeof(age));
 				snprintf(r->text + l, sizeof(r->text) - l,
-				         "%s(gave up after %u days in the queue)", l ? " " : "",
-				         cfg->max_age / 86400);
+				         "%s(gave up after %s in the queue)", l ? " " : "", age);
 				if (!r->remote && r->code == 0)
 					r->code = 421;
 				if (bounce_wanted(rc->notify, BOUNCE_FAILED))
@@ -759,10 +780,18 @@ void engine_conn_closed(struct destination *dest, struct outbound *ob, bool ever
 			logline_str(&l, "reason", text);
 			logline_emit(&l, LOG_LEVEL_INFO);
 			/* A connection-level problem is never a reason to
-			 * bounce: other servers, or later, may do better. */
-			dest_fail_queue(dest, SMTP_CLIENT_TEMPFAIL,
-			                error && error->enhanced[0] ? error->enhanced : "4.4.1",
-			                error && error->code ? error->code : 421, text);
+			 * bounce: other servers, or later, may do better. So
+			 * the status is temporary, class 4, whatever was said
+			 * (a smarthost's 535 5.7.8 becomes 4.7.8). */
+			char code[SMTP_ENHCODE_MAX + 1] = "4.4.1";
+			if (error != NULL && error->enhanced[0]) {
+				str_copy(code, error->enhanced, sizeof(code));
+				code[0] = '4';
+			}
+			int smtp_code = error && error->code ? error->code : 421;
+			if (smtp_code >= 500)
+				smtp_code -= 100;
+			dest_fail_queue(dest, SMTP_CLIENT_TEMPFAIL, code, smtp_code, text);
 			dest->route_state = ROUTE_NONE;
 		}
 	}

@@ -273,6 +273,30 @@ static void start_tls(struct outbound *ob)
 	ob->in_handshake = true;
 }
 
+/* log_tls_failure - say why a handshake failed: above all, that a
+ * smarthost's certificate did not verify, and why (RFC 6125 name check,
+ * unknown CA, expiry). */
+static void log_tls_failure(struct outbound *ob, struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	unsigned long err = bufferevent_get_openssl_error(bev);
+	long verify = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+	char reason[256];
+	if (ob->set.verify && verify != X509_V_OK)
+		snprintf(reason, sizeof(reason), "certificate verification failed: %s",
+			 X509_verify_cert_error_string(verify));
+	else if (err != 0)
+		ERR_error_string_n(err, reason, sizeof(reason));
+	else
+		snprintf(reason, sizeof(reason), "connection closed during the handshake");
+	ERR_clear_error();
+	struct logline l;
+	logline_init(&l, "delivery.tls_failed");
+	logline_str(&l, "relay", ob->relay);
+	logline_str(&l, "reason", reason);
+	logline_emit(&l, LOG_LEVEL_WARN);
+}
+
 static void record_tls(struct outbound *ob)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(ob->bev);
@@ -367,8 +391,14 @@ static void drive(struct outbound *ob)
 			/* Before any message: a failed opportunistic STARTTLS is
 			 * tried once more in plaintext; anything else moves on to
 			 * the next target. */
-			if (e != NULL && e->reason == SMTP_CLIENT_R_TLS_FAILED &&
-			    ob->set.tls == SMTP_CLIENT_TLS_OPPORTUNISTIC && !ob->plain_retry) {
+			/* (Data where the handshake should start is a broken
+			 * STARTTLS too, reported as a protocol error.) */
+			const struct smtp_client_info *info = smtp_client_info(ob->client);
+			bool tls_broke = e != NULL && (e->reason == SMTP_CLIENT_R_TLS_FAILED ||
+						       (e->reason == SMTP_CLIENT_R_PROTOCOL &&
+							info->starttls_offered && !info->tls));
+			if (tls_broke && ob->set.tls == SMTP_CLIENT_TLS_OPPORTUNISTIC &&
+			    !ob->plain_retry) {
 				close_bev(ob);
 				ob->plain_retry = true;
 				attempt(ob);
@@ -445,7 +475,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		             : "failed");
 		if (ob->set.implicit_tls && bufferevent_get_openssl_error(bev) != 0) {
 			snprintf(e.text, sizeof(e.text), "TLS handshake with %s failed", ob->relay);
-			ERR_clear_error();
+			log_tls_failure(ob, bev);
 		}
 		note_error(ob, &e);
 		log_event(LOG_LEVEL_INFO, "delivery.connect_failed", "relay=%s", ob->relay);
@@ -454,7 +484,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (ob->in_handshake) {
 		ob->in_handshake = false;
-		ERR_clear_error();
+		log_tls_failure(ob, bev);
 		smtp_client_tls_done(ob->client, false);
 		drive(ob);
 		return;

@@ -19,7 +19,6 @@ a test listens on the same port, each on its own 127.0.0.x address
 (MXWorld picks a port free on all of them).
 """
 
-import asyncio
 import json
 import os
 import re
@@ -161,6 +160,13 @@ def reply_bytes(r):
     return r
 
 
+def final_reply(r):
+    """The octets a scripted reply ends up sending, or the action."""
+    while isinstance(r, Delay):
+        r = r.then
+    return reply_bytes(r) if isinstance(r, (bytes, str)) else r
+
+
 class Txn:
     """One mail transaction as the server saw it."""
 
@@ -287,8 +293,10 @@ class ScriptedMX:
         self.max_active = 0
         self.stopping = threading.Event()
         self.threads = []
-        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if ":" in addr:
+            self.lsock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         self.lsock.bind((addr, port))
         self.lsock.listen(128)
         self.lsock.settimeout(0.2)
@@ -375,6 +383,11 @@ class ScriptedMX:
                 self._violation(s, "command line longer than 512 octets: %d" % len(line))
             cmd = line.rstrip(b"\r\n")
             verb = cmd.split(b" ", 1)[0].split(b":", 1)[0].upper()
+            if s.buf and not any(e.upper() == "PIPELINING" for e in self.extensions):
+                # RFC 5321 / RFC 2920: without PIPELINING a client waits for
+                # each reply before it sends the next command.
+                self._violation(s, "commands pipelined to a server without PIPELINING: %r after %r"
+                                % (s.buf[:60], cmd[:60]))
             if verb in (b"EHLO", b"HELO"):
                 s.ehlo = cmd
                 txn = None
@@ -414,7 +427,7 @@ class ScriptedMX:
                 txn = Txn(s, cmd)
                 s.txns.append(txn)
                 r = self.mail(s, txn)
-                if isinstance(r, (bytes, str)) and reply_bytes(r)[:1] != b"2":
+                if isinstance(final_reply(r), bytes) and final_reply(r)[:1] != b"2":
                     s.txns.remove(txn)
                     txn = None
                 if not s.act(r):
@@ -428,7 +441,7 @@ class ScriptedMX:
                 with self.lock:
                     attempt = self.rcpt_attempts[addr] = self.rcpt_attempts.get(addr, 0) + 1
                 r = self.rcpt(s, txn, addr, attempt)
-                rb = reply_bytes(r) if isinstance(r, (bytes, str)) else r
+                rb = final_reply(r)
                 txn.rcpts.append((addr, params, rb))
                 if isinstance(rb, bytes) and rb[:1] == b"2":
                     txn.accepted.append(addr)
@@ -440,7 +453,7 @@ class ScriptedMX:
                         return
                     continue
                 r = self.data(s, txn)
-                go = isinstance(r, (bytes, str)) and reply_bytes(r)[:3] == b"354"
+                go = isinstance(final_reply(r), bytes) and final_reply(r)[:3] == b"354"
                 if not s.act(r):
                     return
                 if not go:

@@ -15,7 +15,6 @@ import warnings
 
 import pytest
 
-import helpers
 from helpers import b64, plain_blob, tls_section
 
 UNTRUSTED = "192.0.2.0/24 2001:db8::/32"

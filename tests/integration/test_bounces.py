@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from helpers import SMTPClient, split_received
+from helpers import split_received
 from mailworld import (DSN, SPECIAL, events, new_relay, no_violations, rcpt_states, results, simple_zone, submit,
                        unparsable_lines, wait_gone, wait_until)
 
@@ -49,7 +49,6 @@ def test_permanent_failure_bounce_is_an_rfc3464_report(relays, world):
     relay = new_relay(relays, world)
     qid = submit(relay, SENDER, ["gone@dest.test", "here@dest.test"], SPECIAL,
                  " ENVID=my-envelope-1", " NOTIFY=FAILURE ORCPT=rfc822;gone@dest.test")
-    original = None
     wait_gone(relay, qid)
     b = one_bounce(home)
     dsn = DSN(b.content)
@@ -80,6 +79,24 @@ def test_permanent_failure_bounce_is_an_rfc3464_report(relays, world):
     no_violations(home, mx)
     # Every bounce is queued like a message and logged.
     assert any(e.get("qid") == qid and e.get("bounce_qid") for e in events(relay, "delivery.bounce"))
+
+
+def test_bounce_remote_mta_is_a_host_name(relays, world):
+    """RFC 3464 2.3.5: "Remote-MTA: dns; NAME" names the host; the address
+    and port in brackets are not part of a DNS name (they may go in a
+    comment or an X- field)."""
+    home = bounce_world(world, dest_test="127.0.0.2")
+    mx = world.scripted("127.0.0.2")
+    mx.rcpt = lambda s, txn, addr, n: b"550 5.1.1 no"
+    relay = new_relay(relays, world)
+    qid = submit(relay, SENDER, ["x@dest.test"], SPECIAL)
+    wait_gone(relay, qid)
+    r = DSN(one_bounce(home).content).per_rcpt[0]
+    assert "remote-mta" in r, r
+    kind, _, name = r["remote-mta"].partition(";")
+    assert kind.strip().lower() == "dns", r
+    assert re.fullmatch(r"[A-Za-z0-9.-]+", name.strip()), "Remote-MTA is not a DNS name: %r" % r["remote-mta"]
+    assert name.strip() == "mx.dest.test", r
 
 
 def test_ret_hdrs_returns_only_the_headers(relays, world):
@@ -171,6 +188,17 @@ def test_remote_text_is_sanitised_in_the_bounce(relays, world, kind):
         # Still one line, one field: the fake fields are text inside it.
         assert "Content-Type: text/html" in diag and "Final-Recipient" in diag
     assert not unparsable_lines(relay)
+
+
+def test_message_larger_than_the_mx_size_limit_bounces_5_3_4(relays, world):
+    home = bounce_world(world, dest_test="127.0.0.2")
+    mx = world.scripted("127.0.0.2", extensions=("PIPELINING", "SIZE 1000", "8BITMIME"))
+    relay = new_relay(relays, world)
+    qid = submit(relay, SENDER, ["x@dest.test"], b"Subject: big\r\n\r\n" + (b"y" * 70 + b"\r\n") * 40)
+    wait_gone(relay, qid)
+    assert mx.all_txns() == [], "a message over the MX's SIZE was sent anyway"
+    dsn = DSN(one_bounce(home).content)
+    assert dsn.per_rcpt[0]["status"] == "5.3.4", dsn.per_rcpt
 
 
 # -- routing outcomes --------------------------------------------------------------
@@ -279,6 +307,7 @@ def test_only_mx_hosts_more_preferred_than_ourselves_are_used(relays, world):
     assert r["result"] == "deferred", r
     assert worse.n_sessions() == 0, "an MX less preferred than this relay was used"
     assert primary.n_sessions() >= 1
+    assert home.n_sessions() == 0
 
 
 # -- who gets a bounce ---------------------------------------------------------------

@@ -82,6 +82,7 @@ def test_junk_instead_of_a_tls_handshake_is_retried_in_plaintext(relays, world, 
     wait_until(lambda: results(relay, qid), 20, what="the first attempt")
     rs = results(relay, qid)
     assert rs[0]["result"] == "delivered", "first attempt: %r" % (rs[0],)
+    assert len(mx.delivered()) == 1
 
 
 # -- a chain of two detourd -----------------------------------------------------------

@@ -8,7 +8,7 @@ and the last test greps every log this module produced for it (and for its
 base64 forms and its hash).
 """
 
-import base64
+import concurrent.futures
 import os
 import re
 import secrets
@@ -505,8 +505,14 @@ def test_auth_on_a_listener_with_auth_off_is_503_and_not_advertised(srv):
         c.expect("AUTH LOGIN", 503, "5.5.1")
 
 
-def test_auth_before_ehlo_is_503(srv):
+def test_auth_before_ehlo_or_after_helo_is_503(srv):
     with srv.client(listener="plainauth") as c:
+        c.expect("AUTH PLAIN " + plain_blob(ALICE, ALICE_PW), 503, "5.5.1")
+    # HELO negotiates no extensions, so AUTH was never offered (RFC 4954 3).
+    with srv.client(listener="submission") as c:
+        c.ehlo()
+        c.starttls()
+        c.expect("HELO client.test", 250)
         c.expect("AUTH PLAIN " + plain_blob(ALICE, ALICE_PW), 503, "5.5.1")
 
 
@@ -613,13 +619,13 @@ def test_commands_pipelined_after_starttls_are_discarded(srv):
         r = c.reply()
         assert r.is_(220, "2.0.0"), r
         # Nothing more in plaintext either.
-        assert c.quiet(0.5), c.buf
+        assert c.quiet(0.3), c.buf
         c.sock = helpers.tls_client_context().wrap_socket(c.sock, server_hostname="127.0.0.1")
         # No reply to the injected NOOP may arrive inside TLS.
-        assert c.quiet(1.5), "a reply arrived inside TLS without a command: %r" % (c.buf,)
+        assert c.quiet(1.0), "a reply arrived inside TLS without a command: %r" % (c.buf,)
         r = c.cmd("EHLO client.test")
         assert r.code == 250 and r.lines[0].startswith(b"250-relay.test"), r
-    line = srv.wait_log("smtp.starttls_discarded", since=before_log)
+    srv.wait_log("smtp.starttls_discarded", since=before_log)
     log = srv.log()[before_log:]
     m = re.search(r"smtp\.starttls_discarded .*bytes=(\d+)", log)
     assert m and m.group(1) == "6", log
@@ -1272,13 +1278,17 @@ def test_failed_auth_is_answered_after_the_default_delay(trusted_srv):
         assert r.is_(235, "2.7.0"), r
         goods.append(t)
     assert min(goods) < 1.0, "a good AUTH took %s s" % goods
-    r, bad = timed_auth(trusted_srv, DAVE, wrong)
+    # Three failures at once (each on its own connection, so the test
+    # waits for one delay, not three).
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(timed_auth, trusted_srv, DAVE, wrong),
+                   pool.submit(timed_auth, trusted_srv, DAVE, wrong, "LOGIN"),
+                   pool.submit(timed_auth, trusted_srv, GHOST, GHOST_PW)]
+        (r, bad), (r_login, bad_login), (r_unknown, unknown) = [f.result() for f in futures]
     assert r.is_(535, "5.7.8"), r
     assert bad >= DEFAULT_DELAY_MIN, "a failed AUTH was answered after %.2f s" % bad
-    r, bad_login = timed_auth(trusted_srv, DAVE, wrong, "LOGIN")
-    assert r.is_(535, "5.7.8") and bad_login >= DEFAULT_DELAY_MIN, (r, bad_login)
-    r, unknown = timed_auth(trusted_srv, GHOST, GHOST_PW)
-    assert r.is_(535, "5.7.8"), r
+    assert r_login.is_(535, "5.7.8") and bad_login >= DEFAULT_DELAY_MIN, (r_login, bad_login)
+    assert r_unknown.is_(535, "5.7.8"), r_unknown
     assert unknown >= DEFAULT_DELAY_MIN, unknown
     # An unknown account and a wrong password cost about the same.
     assert abs(unknown - bad) < 0.7, (unknown, bad)

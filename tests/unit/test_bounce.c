@@ -637,9 +637,10 @@ static void test_sanitize(void **state)
 	assert_string_equal(out, "");
 	bounce_sanitize("\r\n\r\n", out, sizeof(out));
 	assert_string_equal(out, "");
-	/* UTF-8 is kept */
-	bounce_sanitize("J\xc3\xb6rg", out, sizeof(out));
-	assert_string_equal(out, "J\xc3\xb6rg");
+	/* RFC 3464 2.1.2: report fields are US-ASCII; any octet above 0x7f,
+	 * UTF-8 or not, becomes '?' (one per octet) */
+	bounce_sanitize("J\xc3\xb6rg \xff\xfe", out, sizeof(out));
+	assert_string_equal(out, "J??rg ??");
 	/* at most size - 1 bytes */
 	memset(out, 'Z', sizeof(out));
 	bounce_sanitize("abcdefghij", out, 5);

@@ -64,6 +64,10 @@ static bool mangled(const char *kw, size_t len)
 bool classify_mangled_keywords(const char *keywords, char *which, size_t size)
 {
 	const char *p = keywords;
+	size_t off = 0;
+	bool found = false;
+	if (size > 0)
+		which[0] = '\0';
 	while (*p != '\0') {
 		const char *end = strchr(p, '\n');
 		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
@@ -71,18 +75,23 @@ bool classify_mangled_keywords(const char *keywords, char *which, size_t size)
 		while (k < len && p[k] != ' ' && p[k] != '=')
 			k++;
 		if (mangled(p, k) || memchr(p, '*', k) != NULL) {
-			if (size > 0) {
-				size_t n = k < size - 1 ? k : size - 1;
-				memcpy(which, p, n);
-				which[n] = '\0';
+			found = true;
+			/* every one, ", " between, as much as fits */
+			if (off + k + 3 <= size) {
+				if (off > 0) {
+					memcpy(which + off, ", ", 2);
+					off += 2;
+				}
+				memcpy(which + off, p, k);
+				off += k;
+				which[off] = '\0';
 			}
-			return true;
 		}
 		if (end == NULL)
 			break;
 		p = end + 1;
 	}
-	return false;
+	return found;
 }
 
 void classify_server_name(const char *text, char *name, size_t size)
@@ -171,8 +180,7 @@ struct round_facts {
 
 static bool answered(const struct probe_obs *o)
 {
-	return o->connect == PROBE_CONNECT_OK && !o->silent &&
-	       (o->greeting_code != 0 || o->tls.up);
+	return o->connect == PROBE_CONNECT_OK && !o->silent && (o->greeting_code != 0 || o->tls.up);
 }
 
 /* trusted - the port's TLS certificate is verified and the host's, and it
@@ -320,10 +328,11 @@ static bool name_check(const struct round_facts *f, const char *text, const char
 		}
 		char refshown[NAME_MAX_LEN];
 		detour_printable(refshown, sizeof(refshown), ref);
-		snprintf(why, size, "the %s names another server (%.80s) than %.80s's (%.80s)", what, shown,
-		         host, refshown);
+		snprintf(why, size, "the %s names another server (%.80s) than %.80s's (%.80s)",
+		         what, shown, host, refshown);
 	} else {
-		snprintf(why, size, "the %s names another server (%.80s), not %.80s", what, shown, host);
+		snprintf(why, size, "the %s names another server (%.80s), not %.80s", what, shown,
+		         host);
 	}
 	return false;
 }
@@ -360,7 +369,8 @@ struct reasons {
 	size_t count;
 };
 
-static void reason_add(struct reasons *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reason_add(struct reasons *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void reason_add(struct reasons *r, const char *fmt, ...)
 {
 	va_list ap;
@@ -374,12 +384,13 @@ static void reason_add(struct reasons *r, const char *fmt, ...)
 	int w = vsnprintf(r->buf + r->len, sizeof(r->buf) - r->len, fmt, ap);
 	va_end(ap);
 	if (w > 0)
-		r->len += (size_t)w < sizeof(r->buf) - r->len ? (size_t)w : sizeof(r->buf) - r->len - 1;
+		r->len +=
+		    (size_t)w < sizeof(r->buf) - r->len ? (size_t)w : sizeof(r->buf) - r->len - 1;
 	r->count++;
 }
 
-static void classify_one(const struct round_facts *f, unsigned timeout,
-                         const struct probe_obs *o, struct probe_verdict *v)
+static void classify_one(const struct round_facts *f, unsigned timeout, const struct probe_obs *o,
+                         struct probe_verdict *v)
 {
 	char a[PROBE_TEXT_MAX], b[160], why[PROBE_DETAIL_MAX / 2];
 	struct reasons r = {.len = 0};
@@ -408,8 +419,9 @@ static void classify_one(const struct round_facts *f, unsigned timeout,
 	}
 	if (!answered(o)) {
 		v->result = PROBE_BLOCKED;
-		detail_set(v, "the connection opens but nothing answers within %us (no greeting, "
-		              "no TLS)",
+		detail_set(v,
+		           "the connection opens but nothing answers within %us (no greeting, "
+		           "no TLS)",
 		           timeout);
 		return;
 	}
@@ -424,7 +436,7 @@ static void classify_one(const struct round_facts *f, unsigned timeout,
 		reason_add(&r,
 		           "EHLO keywords are rewritten (\"%s\"): a firewall's SMTP inspection "
 		           "removes STARTTLS and other extensions",
-		           detour_printable(a, 40, b));
+		           detour_printable(a, 80, b));
 	}
 	if (r.count == 0 && (o->greeting_code / 100 == 4 || o->greeting_code / 100 == 5)) {
 		v->result = PROBE_REFUSED;
@@ -459,10 +471,11 @@ static void classify_one(const struct round_facts *f, unsigned timeout,
 				           "(implicit TLS), while port%s %s ha%s TLS",
 				           plural, b, plural[0] ? "ve" : "s");
 			else if (strstr(r.buf, "EHLO keywords") == NULL)
-				reason_add(&r,
-				           "no STARTTLS here, but port%s %s offer%s it: something on "
-				           "the path removes it",
-				           plural, b, plural[0] ? "" : "s");
+				reason_add(
+				    &r,
+				    "no STARTTLS here, but port%s %s offer%s it: something on "
+				    "the path removes it",
+				    plural, b, plural[0] ? "" : "s");
 		}
 	}
 	if (!trusted(f, o)) {
@@ -485,8 +498,8 @@ static void classify_one(const struct round_facts *f, unsigned timeout,
 void classify_ports(const char *host, unsigned timeout, const struct probe_obs *obs, size_t n,
                     struct probe_verdict *verdicts_r)
 {
-	struct round_facts f = {.host = host, .host_is_ip = detour_is_ip_literal(host), .obs = obs,
-	                        .n = n};
+	struct round_facts f = {
+	    .host = host, .host_is_ip = detour_is_ip_literal(host), .obs = obs, .n = n};
 	facts_gather(&f);
 	for (size_t i = 0; i < n; i++)
 		classify_one(&f, timeout, &obs[i], &verdicts_r[i]);
@@ -497,8 +510,7 @@ static bool is_answer(enum probe_result r)
 	return r == PROBE_OK || r == PROBE_INTERCEPTED;
 }
 
-void classify_repeat(const struct probe_verdict *rounds, size_t nrounds,
-                     struct probe_verdict *v)
+void classify_repeat(const struct probe_verdict *rounds, size_t nrounds, struct probe_verdict *v)
 {
 	size_t answers = 0, intercepted = 0, first_silent = nrounds, first_intercepted = nrounds;
 	for (size_t i = 0; i < nrounds; i++) {
@@ -517,8 +529,9 @@ void classify_repeat(const struct probe_verdict *rounds, size_t nrounds,
 		const struct probe_verdict *s = &rounds[first_silent];
 		v->result = PROBE_THROTTLED;
 		v->usable = false;
-		detail_set(v, "answered %zu of %zu attempts; the others were %s (%s): the network "
-		              "lets a few connections through, then blocks",
+		detail_set(v,
+		           "answered %zu of %zu attempts; the others were %s (%s): the network "
+		           "lets a few connections through, then blocks",
 		           answers, nrounds, classify_result_name(s->result), s->detail);
 		return;
 	}
@@ -527,7 +540,8 @@ void classify_repeat(const struct probe_verdict *rounds, size_t nrounds,
 		str_copy(inner, rounds[first_intercepted].detail, sizeof(inner));
 		v->result = PROBE_INTERCEPTED;
 		v->usable = false;
-		detail_set(v, "intercepted in %zu of %zu attempts: %s", intercepted, nrounds, inner);
+		detail_set(v, "intercepted in %zu of %zu attempts: %s", intercepted, nrounds,
+		           inner);
 		return;
 	}
 	/* Every round agrees; usable only if it was every time. */

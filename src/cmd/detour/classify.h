@@ -65,8 +65,8 @@ struct probe_obs {
 	bool implicit_expected; /* probed as implicit TLS first (465) */
 	enum probe_connect connect;
 	char connect_error[128];
-	bool silent;            /* connected, but no greeting and no TLS in time */
-	int greeting_code;      /* 0: none */
+	bool silent;       /* connected, but no greeting and no TLS in time */
+	int greeting_code; /* 0: none */
 	char greeting[PROBE_TEXT_MAX];
 	char ehlo[PROBE_TEXT_MAX];         /* first line of the first EHLO reply */
 	char keywords[PROBE_KEYWORDS_MAX]; /* that reply's other lines, '\n' between */
@@ -100,8 +100,8 @@ void classify_repeat(const struct probe_verdict *rounds, size_t nrounds,
 bool classify_masked(const char *text);
 
 /* classify_mangled_keywords - is an EHLO keyword (one per line of
- * keywords) rewritten by a firewall ("XXXXXXXA")? The first such keyword is
- * copied into which. */
+ * keywords) rewritten by a firewall ("XXXXXXXA")? Those keywords are
+ * copied into which, ", " between them, as many as fit. */
 bool classify_mangled_keywords(const char *keywords, char *which, size_t size);
 
 /* classify_server_name - the first word of a greeting or EHLO text (the

@@ -37,7 +37,7 @@ enum key_id {
 };
 
 static const char *const key_names[K_COUNT] = {
-    "host", "user", "password_file", "password_command", "ports",
+    "host", "user",    "password_file", "password_command", "ports",
     "from", "ca_file", "queue",         "timeout",
 };
 
@@ -90,8 +90,8 @@ char *client_config_path(const char *option)
 	return xasprintf("%s/.config/detour/config", home);
 }
 
-int client_config_parse_ports(const char *s, struct client_port *ports_r, size_t max,
-                              size_t *n_r, const char **error_r)
+int client_config_parse_ports(const char *s, struct client_port *ports_r, size_t max, size_t *n_r,
+                              const char **error_r)
 {
 	size_t n = 0;
 	const char *p = s;
@@ -109,7 +109,8 @@ int client_config_parse_ports(const char *s, struct client_port *ports_r, size_t
 		while (i < len && i < 6 && w[i] >= '0' && w[i] <= '9')
 			port = port * 10 + (unsigned long)(w[i++] - '0');
 		if (i == 0 || port == 0 || port > 65535) {
-			*error_r = "expected port numbers from 1 to 65535, such as \"465 587 2525\"";
+			*error_r =
+			    "expected port numbers from 1 to 65535, such as \"465 587 2525\"";
 			return -1;
 		}
 		bool implicit = port == 465;
@@ -174,8 +175,8 @@ static void check_password_file(struct loader *ld, const char *path)
 	}
 	if (st.st_mode & 077)
 		load_error(ld, ld->line,
-		           "password_file %s is readable by %s (mode %04o): run chmod 600 %s",
-		           path, (st.st_mode & 007) ? "everyone" : "its group",
+		           "password_file %s is readable by %s (mode %04o): run chmod 600 %s", path,
+		           (st.st_mode & 007) ? "everyone" : "its group",
 		           (unsigned)(st.st_mode & 07777), path);
 }
 
@@ -186,7 +187,8 @@ static void set_key(struct loader *ld, enum key_id k, const char *value)
 	switch (k) {
 	case K_HOST:
 		if (!valid_host(value)) {
-			load_error(ld, ld->line, "host: '%s' is not a host name or IP address", value);
+			load_error(ld, ld->line, "host: '%s' is not a host name or IP address",
+			           value);
 			return;
 		}
 		a->host = xstrdup(value);
@@ -215,16 +217,15 @@ static void set_key(struct loader *ld, enum key_id k, const char *value)
 		a->password_command = xstrdup(value);
 		return;
 	case K_PORTS:
-		if (client_config_parse_ports(value, a->ports, DETOUR_PORTS_MAX, &a->nports,
-		                              &err) < 0)
+		if (client_config_parse_ports(value, a->ports, DETOUR_PORTS_MAX, &a->nports, &err) <
+		    0)
 			load_error(ld, ld->line, "ports: %s", err);
 		return;
 	case K_FROM: {
 		struct smtp_addr addr;
 		size_t len = strlen(value);
-		if (len > SMTP_PATH_MAX ||
-		    smtp_addr_parse_mailbox(value, len, SMTP_ADDR_ALLOW_UTF8, &addr) !=
-		        SMTP_ADDR_OK) {
+		if (len > SMTP_PATH_MAX || smtp_addr_parse_mailbox(value, len, SMTP_ADDR_ALLOW_UTF8,
+		                                                   &addr) != SMTP_ADDR_OK) {
 			load_error(ld, ld->line, "from: '%s' is not a mail address", value);
 			return;
 		}
@@ -271,8 +272,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		if (strcmp(name, key_names[k]) != 0)
 			continue;
 		if (ld->key_line[k] != 0) {
-			load_error(ld, ld->line, "%s: given twice in this section (first at line %d)",
-			           name, ld->key_line[k]);
+			load_error(ld, ld->line,
+			           "%s: given twice in this section (first at line %d)", name,
+			           ld->key_line[k]);
 			return 1;
 		}
 		ld->key_line[k] = ld->line;
@@ -343,8 +345,9 @@ static void start_section(struct loader *ld, const char *text, size_t len)
 	for (size_t i = 0; i < c->naccounts; i++) {
 		if (strlen(c->accounts[i].name) == alen &&
 		    memcmp(c->accounts[i].name, aname, alen) == 0) {
-			load_error(ld, ld->line, "account '%.*s' is defined twice (first at line %d)",
-			           (int)alen, aname, c->accounts[i].line);
+			load_error(ld, ld->line,
+			           "account '%.*s' is defined twice (first at line %d)", (int)alen,
+			           aname, c->accounts[i].line);
 			return;
 		}
 	}
@@ -479,8 +482,8 @@ int client_config_load(const char *path, struct client_config **config_r, char *
 	return r;
 }
 
-int client_config_load_string(const char *name, const char *text,
-                              struct client_config **config_r, char **errors_r)
+int client_config_load_string(const char *name, const char *text, struct client_config **config_r,
+                              char **errors_r)
 {
 	struct loader ld = {.name = name, .text = text};
 	return parse(&ld, config_r, errors_r);
@@ -507,8 +510,7 @@ void client_config_free(struct client_config **cp)
 	*cp = NULL;
 }
 
-const struct client_account *client_config_account(const struct client_config *c,
-                                                   const char *name)
+const struct client_account *client_config_account(const struct client_config *c, const char *name)
 {
 	if (c == NULL || c->naccounts == 0)
 		return NULL;
@@ -529,7 +531,8 @@ static char *first_line(char *buf, size_t len, const char *what, char *err, size
 		n++;
 	if (n == 0 || n > SASL_PASSWORD_MAX || memchr(buf, '\0', n) != NULL) {
 		snprintf(err, errlen, "%s: %s", what,
-		         n == 0 ? "the password is empty" : "the password is too long or holds NUL");
+		         n == 0 ? "the password is empty"
+		                : "the password is too long or holds NUL");
 		explicit_bzero(buf, len);
 		free(buf);
 		return NULL;

@@ -70,8 +70,8 @@ int client_config_load(const char *path, struct client_config **config_r, char *
 
 /* client_config_load_string - the same for text in memory (tests); name
  * stands for the file in messages. Password files are still checked. */
-int client_config_load_string(const char *name, const char *text,
-                              struct client_config **config_r, char **errors_r);
+int client_config_load_string(const char *name, const char *text, struct client_config **config_r,
+                              char **errors_r);
 
 void client_config_free(struct client_config **config);
 
@@ -82,8 +82,8 @@ const struct client_account *client_config_account(const struct client_config *c
 
 /* client_config_parse_ports - "465 587/starttls, 2525" into ports_r (room
  * for max). 0, or -1 with a static description in *error_r. */
-int client_config_parse_ports(const char *s, struct client_port *ports_r, size_t max,
-                              size_t *n_r, const char **error_r);
+int client_config_parse_ports(const char *s, struct client_port *ports_r, size_t max, size_t *n_r,
+                              const char **error_r);
 
 /* client_config_password - the account's password, from password_file
  * (first line) or password_command (first line of its output; it must

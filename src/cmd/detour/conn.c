@@ -21,9 +21,9 @@
 
 /* Octets of message read and stuffed per step, and how much output may
  * wait for the socket before the body is read further. */
-#define CONN_BODY_CHUNK     16384
-#define CONN_OUT_HIGHWATER  (256 * 1024)
-#define CONN_READ_CHUNK     16384
+#define CONN_BODY_CHUNK    16384
+#define CONN_OUT_HIGHWATER (256 * 1024)
+#define CONN_READ_CHUNK    16384
 
 enum phase { PH_CONNECTING, PH_HANDSHAKE, PH_SMTP, PH_CLOSED };
 
@@ -44,10 +44,10 @@ struct conn {
 	bool settled;  /* IDLE was reached once: RFC 5321 timeouts from now on */
 	bool starttls; /* the running handshake upgrades a plaintext session */
 	SSL *ssl;
-	bool hs_want_write;        /* the handshake waits to write */
-	bool read_wants_write;     /* SSL_read needs the socket writable */
-	int64_t started;           /* mono_ms when the current wait began */
-	uint64_t bytes_read;       /* application octets read */
+	bool hs_want_write;    /* the handshake waits to write */
+	bool read_wants_write; /* SSL_read needs the socket writable */
+	int64_t started;       /* mono_ms when the current wait began */
+	uint64_t bytes_read;   /* application octets read */
 	struct smtp_client *client;
 	char *wbuf;
 	size_t wlen, woff, wcap;
@@ -199,7 +199,8 @@ static bool flush(struct conn *c)
 		size_t n = c->wlen - c->woff;
 		ssize_t w;
 		if (c->ssl != NULL) {
-			int r = SSL_write(c->ssl, c->wbuf + c->woff, n > INT32_MAX ? INT32_MAX : (int)n);
+			int r = SSL_write(c->ssl, c->wbuf + c->woff,
+			                  n > INT32_MAX ? INT32_MAX : (int)n);
 			if (r <= 0) {
 				int e = SSL_get_error(c->ssl, r);
 				if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
@@ -292,7 +293,8 @@ static void do_handshake(struct conn *c, int64_t now)
 	char why[200];
 	if (e == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0)
 		snprintf(why, sizeof(why), "%s",
-		         r == 0 || errno == 0 ? "the server closed the connection" : strerror(errno));
+		         r == 0 || errno == 0 ? "the server closed the connection"
+		                              : strerror(errno));
 	else
 		tls_error_text(why, sizeof(why), "protocol error");
 	handshake_failed(c, why);
@@ -358,7 +360,8 @@ static void read_some(struct conn *c, int64_t now)
 			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 				return;
 			if (r <= 0) {
-				lost(c, r == 0 ? "the server closed the connection" : strerror(errno));
+				lost(c,
+				     r == 0 ? "the server closed the connection" : strerror(errno));
 				return;
 			}
 			c->started = now;
@@ -500,7 +503,8 @@ static void connect_failed(struct conn *c, int err)
 		break;
 	}
 	if (c->connect_result == PROBE_CONNECT_TIMEOUT)
-		set_fail(c, CONN_FAIL_CONNECT, "no answer (silently dropped)");
+		set_fail(c, CONN_FAIL_CONNECT, "no answer within %.1fs, silently dropped",
+		         (double)(mono_ms() - c->started) / 1000.0);
 	else
 		set_fail(c, CONN_FAIL_CONNECT, "%s", strerror(err));
 	close_conn(c, CONN_FAILED);
@@ -861,7 +865,8 @@ SSL_CTX *conn_ssl_ctx(const char *ca_file, char *err, size_t errlen)
 	if (ok != 1) {
 		char why[200];
 		tls_error_text(why, sizeof(why), "cannot be read");
-		snprintf(err, errlen, "CA file %s: %s", ca_file != NULL ? ca_file : "(system)", why);
+		snprintf(err, errlen, "CA file %s: %s", ca_file != NULL ? ca_file : "(system)",
+		         why);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}

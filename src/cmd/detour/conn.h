@@ -143,7 +143,7 @@ enum probe_connect conn_connect_result(const struct conn *c);
 bool conn_connected(const struct conn *c);
 int64_t conn_connected_at(const struct conn *c); /* mono_ms; 0: not connected */
 const struct smtp_client_result *conn_smtp_error(const struct conn *c); /* or NULL */
-const struct smtp_client_info *conn_info(const struct conn *c);        /* or NULL */
+const struct smtp_client_info *conn_info(const struct conn *c);         /* or NULL */
 const struct tlsinfo *conn_tls(const struct conn *c);
 bool conn_tls_tried(const struct conn *c); /* a handshake started */
 const struct conn_reply *conn_replies(const struct conn *c, size_t *n_r);

@@ -31,8 +31,8 @@ char *localqueue_format(const char *account, const char *from, const struct addr
 	for (size_t i = 0; i < rcpts->n; i++)
 		cap += strlen(rcpts->addrs[i]) + 8;
 	char *out = xmalloc(cap);
-	size_t len = (size_t)snprintf(out, cap, "%saccount %s\nfrom %s\n", LOCALQUEUE_MAGIC,
-	                              account, from);
+	size_t len =
+	    (size_t)snprintf(out, cap, "%saccount %s\nfrom %s\n", LOCALQUEUE_MAGIC, account, from);
 	for (size_t i = 0; i < rcpts->n; i++)
 		len += (size_t)snprintf(out + len, cap - len, "rcpt %s\n", rcpts->addrs[i]);
 	len += (size_t)snprintf(out + len, cap - len, "created %" PRId64 "\n\n", created);
@@ -103,8 +103,8 @@ static char *new_id(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = (uint32_t)ts.tv_nsec ^ (uint32_t)getpid();
-	return xasprintf("%011lld-%09ld-%ld-%08x", (long long)ts.tv_sec, ts.tv_nsec,
-	                 (long)getpid(), rnd);
+	return xasprintf("%011lld-%09ld-%ld-%08x", (long long)ts.tv_sec, ts.tv_nsec, (long)getpid(),
+	                 rnd);
 }
 
 /* sweep_tmp - remove what a crash left in tmp/ long ago. */
@@ -166,8 +166,8 @@ out:
 }
 
 int localqueue_add(const char *dir, const char *account, const char *from,
-                   const struct addr_list *rcpts, const struct message *msg, char **id_r,
-                   char *err, size_t errlen)
+                   const struct addr_list *rcpts, const struct message *msg, char **id_r, char *err,
+                   size_t errlen)
 {
 	if (detour_mkdirs(dir, 0700) < 0) {
 		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));

@@ -41,8 +41,8 @@ struct localqueue_entry {
 /* localqueue_add - store a message durably. 0 and the new id (caller
  * frees), or -1 with a message in err. */
 int localqueue_add(const char *dir, const char *account, const char *from,
-                   const struct addr_list *rcpts, const struct message *msg, char **id_r,
-                   char *err, size_t errlen);
+                   const struct addr_list *rcpts, const struct message *msg, char **id_r, char *err,
+                   size_t errlen);
 
 /* localqueue_list - the ids in dir, oldest first (caller frees each and
  * the array). */

@@ -20,43 +20,76 @@ static void grow(struct message *m, size_t need)
 	m->cap = cap;
 }
 
-enum message_read_result message_read(int fd, bool dot_ends, size_t max, struct message *m)
+void message_reader_init(struct message_reader *r, bool dot_ends, size_t max)
 {
-	memset(m, 0, sizeof(*m));
-	grow(m, 1);
-	size_t line_start = 0;
-	for (;;) {
-		grow(m, 65536);
-		ssize_t r = read(fd, m->data + m->len, 65536);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return MESSAGE_READ_ERROR;
-		if (r == 0)
-			break;
-		size_t old = m->len;
-		m->len += (size_t)r;
-		if (dot_ends) {
-			/* sendmail(8) without -i: a line with a single dot is the
-			 * end of the input, and is not part of the message. */
-			for (size_t i = old; i < m->len; i++) {
-				if (m->data[i] != '\n')
-					continue;
-				size_t l = i - line_start;
-				const char *s = m->data + line_start;
-				if ((l == 1 && s[0] == '.') || (l == 2 && s[0] == '.' && s[1] == '\r')) {
-					m->len = line_start;
-					return MESSAGE_READ_OK;
-				}
-				line_start = i + 1;
+	memset(r, 0, sizeof(*r));
+	r->dot_ends = dot_ends;
+	r->max = max;
+	grow(&r->msg, 1);
+}
+
+enum message_read_result message_reader_feed(struct message_reader *r, const char *buf, size_t len)
+{
+	struct message *m = &r->msg;
+	if (r->ended)
+		return MESSAGE_READ_OK; /* the rest of the input is not the message */
+	if (len > r->max + 1 - m->len)
+		len = r->max + 1 - m->len; /* enough to know it is too big */
+	grow(m, len);
+	size_t old = m->len;
+	memcpy(m->data + m->len, buf, len);
+	m->len += len;
+	if (r->dot_ends) {
+		/* sendmail(8) without -i: a line with a single dot is the end
+		 * of the input, and is not part of the message. */
+		for (size_t i = old; i < m->len; i++) {
+			if (m->data[i] != '\n')
+				continue;
+			size_t l = i - r->line_start;
+			const char *s = m->data + r->line_start;
+			if ((l == 1 && s[0] == '.') || (l == 2 && s[0] == '.' && s[1] == '\r')) {
+				m->len = r->line_start;
+				r->ended = true;
+				return MESSAGE_READ_OK;
 			}
+			r->line_start = i + 1;
 		}
-		if (m->len > max)
-			return MESSAGE_READ_TOO_BIG;
 	}
+	return m->len > r->max ? MESSAGE_READ_TOO_BIG : MESSAGE_READ_OK;
+}
+
+void message_reader_finish(struct message_reader *r, struct message *msg_r)
+{
+	struct message *m = &r->msg;
 	/* A final lone "." without a line end ends it too. */
-	if (dot_ends && m->len - line_start == 1 && m->data[line_start] == '.')
-		m->len = line_start;
+	if (r->dot_ends && !r->ended && m->len - r->line_start == 1 &&
+	    m->data[r->line_start] == '.')
+		m->len = r->line_start;
+	*msg_r = *m;
+	memset(m, 0, sizeof(*m));
+}
+
+enum message_read_result message_read(int fd, bool dot_ends, size_t max, struct message *msg_r)
+{
+	struct message_reader r;
+	char buf[65536];
+	message_reader_init(&r, dot_ends, max);
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			message_reader_finish(&r, msg_r);
+			return MESSAGE_READ_ERROR;
+		}
+		if (n == 0)
+			break;
+		if (message_reader_feed(&r, buf, (size_t)n) == MESSAGE_READ_TOO_BIG) {
+			message_reader_finish(&r, msg_r);
+			return MESSAGE_READ_TOO_BIG;
+		}
+	}
+	message_reader_finish(&r, msg_r);
 	return MESSAGE_READ_OK;
 }
 
@@ -114,9 +147,9 @@ size_t message_header_end(const struct message *m)
  * the field (first line to past its last continuation line). fn returns
  * false to stop. */
 struct field {
-	size_t start, end;     /* the whole field, line ends included */
-	size_t name_len;       /* data[start .. start + name_len) */
-	size_t value_start;    /* just past the ':' */
+	size_t start, end;  /* the whole field, line ends included */
+	size_t name_len;    /* data[start .. start + name_len) */
+	size_t value_start; /* just past the ':' */
 };
 
 static bool next_field(const struct message *m, size_t *off, size_t hend, struct field *f)
@@ -163,7 +196,8 @@ size_t message_field_addrs(const struct message *m, const char *name, struct add
 	struct field f;
 	while (next_field(m, &off, hend, &f))
 		if (name_is(m, &f, name))
-			n += message_parse_addrs(m->data + f.value_start, f.end - f.value_start, list);
+			n += message_parse_addrs(m->data + f.value_start, f.end - f.value_start,
+			                         list);
 	return n;
 }
 
@@ -323,7 +357,8 @@ size_t message_parse_addrs(const char *v, size_t len, struct addr_list *list)
 			continue;
 		}
 		if (ch == ',' || ch == ';') {
-			n += have_angle ? emit(angle, alen, false, list) : emit(cur, clen, true, list);
+			n += have_angle ? emit(angle, alen, false, list)
+			                : emit(cur, clen, true, list);
 			clen = 0;
 			alen = 0;
 			have_angle = false;

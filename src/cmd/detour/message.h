@@ -38,8 +38,24 @@ enum message_read_result {
 };
 
 /* message_read - read fd to its end, or (dot_ends: sendmail without -i)
- * to a line that is a lone ".". At most max octets. */
+ * to a line that is a lone ".". At most max octets. The message is set
+ * whatever the result (message_free it). */
 enum message_read_result message_read(int fd, bool dot_ends, size_t max, struct message *msg_r);
+
+/* The same, fed in pieces of any size (message_read uses it; tests feed
+ * it whole and one octet at a time). */
+struct message_reader {
+	struct message msg;
+	size_t line_start; /* where the current line starts */
+	bool dot_ends;
+	bool ended; /* the lone dot was seen: the rest is ignored */
+	size_t max;
+};
+
+void message_reader_init(struct message_reader *r, bool dot_ends, size_t max);
+enum message_read_result message_reader_feed(struct message_reader *r, const char *buf, size_t len);
+/* message_reader_finish - hand the message over (the reader is empty). */
+void message_reader_finish(struct message_reader *r, struct message *msg_r);
 
 void message_free(struct message *msg);
 

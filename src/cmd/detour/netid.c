@@ -187,8 +187,8 @@ int netid_route6(const char *text, const struct in6_addr *dst, char iface_r[NETI
 		           hop, &metric, &refcnt, &use, &flags, dev) != 10)
 			continue;
 		struct in6_addr d, g;
-		if (!hex16(dest, &d) || !hex16(hop, &g) || plen > 128 ||
-		    !(flags & NETID_RTF_UP) || (flags & NETID_RTF_REJECT))
+		if (!hex16(dest, &d) || !hex16(hop, &g) || plen > 128 || !(flags & NETID_RTF_UP) ||
+		    (flags & NETID_RTF_REJECT))
 			continue;
 		if (!prefix_match6(dst, &d, plen))
 			continue;
@@ -256,6 +256,19 @@ void netid_get(const struct sockaddr *addr, socklen_t addrlen, struct netid *id)
 	str_copy(id->mac, "?", sizeof(id->mac));
 	str_copy(id->net, "?", sizeof(id->net));
 	str_copy(id->iface, "?", sizeof(id->iface));
+	bool loopback =
+	    (addr->sa_family == AF_INET &&
+	     (ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr) >> 24) == 127) ||
+	    (addr->sa_family == AF_INET6 &&
+	     IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)addr)->sin6_addr));
+	if (loopback) {
+		/* the relay is this machine: the same wherever it goes */
+		str_copy(id->gw, "-", sizeof(id->gw));
+		str_copy(id->mac, "-", sizeof(id->mac));
+		str_copy(id->net, "loopback", sizeof(id->net));
+		str_copy(id->iface, "lo", sizeof(id->iface));
+		return;
+	}
 	struct sockaddr_storage src;
 	bool have_src = source_of(addr, addrlen, &src);
 	if (addr->sa_family == AF_INET) {

@@ -16,7 +16,8 @@
  *        same network.
  * Two home routers both at 192.168.1.1 differ by their MAC; a laptop moving
  * between home and office changes all three; the interface name is left
- * out, so cable and Wi-Fi on the same network count as one.
+ * out, so cable and Wi-Fi on the same network count as one. A relay on
+ * this machine (127.0.0.0/8, ::1) is the network "loopback" everywhere.
  *
  * Owns: reading those kernel tables (pure parsers, tested on text) and
  * putting the identity together. Does not own: what is remembered per
@@ -31,14 +32,14 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#define NETID_ADDR_MAX 64 /* an address, or a network with "/prefix" */
-#define NETID_MAC_MAX  18 /* "aa:bb:cc:dd:ee:ff" */
+#define NETID_ADDR_MAX  64 /* an address, or a network with "/prefix" */
+#define NETID_MAC_MAX   18 /* "aa:bb:cc:dd:ee:ff" */
 #define NETID_IFACE_MAX 16
 
 struct netid {
-	char gw[NETID_ADDR_MAX];   /* "10.0.0.1", or "-" */
-	char mac[NETID_MAC_MAX];   /* "aa:bb:cc:dd:ee:ff", or "?" */
-	char net[NETID_ADDR_MAX];  /* "192.168.1.0/24" */
+	char gw[NETID_ADDR_MAX];     /* "10.0.0.1", or "-" */
+	char mac[NETID_MAC_MAX];     /* "aa:bb:cc:dd:ee:ff", or "?" */
+	char net[NETID_ADDR_MAX];    /* "192.168.1.0/24" */
 	char iface[NETID_IFACE_MAX]; /* for messages only */
 };
 

@@ -47,7 +47,8 @@ static bool parse_intercepted(char *v, struct portmem_entry *e)
 		if (at == NULL)
 			return false;
 		*at = '\0';
-		if (!parse_uint(tok, 65535, &port) || port == 0 || !parse_uint(at + 1, INT64_MAX, &when))
+		if (!parse_uint(tok, 65535, &port) || port == 0 ||
+		    !parse_uint(at + 1, INT64_MAX, &when))
 			return false;
 		if (e->nintercepted < DETOUR_PORTS_MAX) {
 			e->intercepted[e->nintercepted] = (unsigned)port;
@@ -71,23 +72,35 @@ static bool parse_line(char *line, struct portmem_entry *e)
 		const char *k = w;
 		char *v = eq + 1;
 		uint64_t n;
-		if (strcmp(k, "gw") == 0 && word_ok(v)) {
+		if (strcmp(k, "gw") == 0) {
+			if (!word_ok(v))
+				return false;
 			seen |= 1;
 			str_copy(e->id.gw, v, sizeof(e->id.gw));
-		} else if (strcmp(k, "mac") == 0 && word_ok(v)) {
+		} else if (strcmp(k, "mac") == 0) {
+			if (!word_ok(v))
+				return false;
 			seen |= 2;
 			str_copy(e->id.mac, v, sizeof(e->id.mac));
-		} else if (strcmp(k, "net") == 0 && word_ok(v)) {
+		} else if (strcmp(k, "net") == 0) {
+			if (!word_ok(v))
+				return false;
 			seen |= 4;
 			str_copy(e->id.net, v, sizeof(e->id.net));
-		} else if (strcmp(k, "host") == 0 && word_ok(v)) {
+		} else if (strcmp(k, "host") == 0) {
+			if (!word_ok(v))
+				return false;
 			seen |= 8;
 			str_copy(e->host, v, sizeof(e->host));
-		} else if (strcmp(k, "port") == 0 && parse_uint(v, 65535, &n)) {
+		} else if (strcmp(k, "port") == 0) {
+			if (!parse_uint(v, 65535, &n))
+				return false;
 			e->port = (unsigned)n;
 		} else if (strcmp(k, "tls") == 0) {
 			e->implicit = strcmp(v, "implicit") == 0;
-		} else if (strcmp(k, "when") == 0 && parse_uint(v, INT64_MAX, &n)) {
+		} else if (strcmp(k, "when") == 0) {
+			if (!parse_uint(v, INT64_MAX, &n))
+				return false;
 			e->when = (int64_t)n;
 		} else if (strcmp(k, "intercepted") == 0) {
 			if (!parse_intercepted(v, e))
@@ -106,7 +119,8 @@ void portmem_parse(const char *text, struct portmem *pm)
 	while (*p != '\0') {
 		const char *nl = strchr(p, '\n');
 		size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
-		if (len > 0 && len < PORTMEM_LINE_MAX && p[0] != '#' && pm->n < PORTMEM_ENTRIES_MAX) {
+		if (len > 0 && len < PORTMEM_LINE_MAX && p[0] != '#' &&
+		    pm->n < PORTMEM_ENTRIES_MAX) {
 			char line[PORTMEM_LINE_MAX];
 			memcpy(line, p, len);
 			line[len] = '\0';
@@ -130,7 +144,8 @@ char *portmem_format(const struct portmem *pm)
 	for (size_t i = 0; i < pm->n; i++) {
 		const struct portmem_entry *e = &pm->e[i];
 		char line[PORTMEM_LINE_MAX];
-		int w = snprintf(line, sizeof(line), "gw=%s mac=%s net=%s host=%s port=%u tls=%s when=%" PRId64,
+		int w = snprintf(line, sizeof(line),
+		                 "gw=%s mac=%s net=%s host=%s port=%u tls=%s when=%" PRId64,
 		                 e->id.gw, e->id.mac, e->id.net, e->host, e->port,
 		                 e->implicit ? "implicit" : "starttls", e->when);
 		size_t l = w > 0 ? (size_t)w : 0;
@@ -251,7 +266,8 @@ void portmem_mark_intercepted(struct portmem_entry *e, unsigned port, int64_t no
 bool portmem_is_intercepted(const struct portmem_entry *e, unsigned port, int64_t now)
 {
 	for (size_t k = 0; k < e->nintercepted; k++)
-		if (e->intercepted[k] == port && now - e->intercepted_when[k] < DETOUR_INTERCEPTED_TTL)
+		if (e->intercepted[k] == port &&
+		    now - e->intercepted_when[k] < DETOUR_INTERCEPTED_TTL)
 			return true;
 	return false;
 }

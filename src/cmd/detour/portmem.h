@@ -53,8 +53,8 @@ struct portmem_entry *portmem_find(struct portmem *pm, const struct netid *id, c
 
 /* portmem_touch - the entry, created when missing (evicting the oldest
  * beyond PORTMEM_ENTRIES_MAX); a MAC learnt since is filled in. */
-struct portmem_entry *portmem_touch(struct portmem *pm, const struct netid *id,
-                                    const char *host, int64_t now);
+struct portmem_entry *portmem_touch(struct portmem *pm, const struct netid *id, const char *host,
+                                    int64_t now);
 
 void portmem_set_winner(struct portmem_entry *e, unsigned port, bool implicit, int64_t now);
 void portmem_mark_intercepted(struct portmem_entry *e, unsigned port, int64_t now);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmd/detour/classify.h"
 #include "cmd/detour/client_config.h"
@@ -65,8 +66,8 @@ struct probe {
 	unsigned repeat;
 	bool json;
 	SSL_CTX *ctx;
-	struct probe_obs *obs;         /* [round][port] */
-	struct probe_verdict *rounds;  /* [round][port] */
+	struct probe_obs *obs;        /* [round][port] */
+	struct probe_verdict *rounds; /* [round][port] */
 	struct probe_verdict final[DETOUR_PORTS_MAX];
 };
 
@@ -127,15 +128,12 @@ static void observe(const struct port_run *run, const struct conn *c, struct pro
 		i++;
 	}
 	for (; i < n; i++) {
-		if (rep[i].in_tls && !rep[0].in_tls && rep[i].code / 100 == 2 &&
-		    o->tls_ehlo[0] == '\0' && strchr(rep[i].text, '\n') != NULL) {
-			first_line(rep[i].text, o->tls_ehlo, sizeof(o->tls_ehlo));
-			auth_of(strchr(rep[i].text, '\n'), o->auth, sizeof(o->auth));
-		} else if (rep[i].in_tls && !rep[0].in_tls && rep[i].code / 100 == 2 &&
-		           o->tls_ehlo[0] == '\0') {
-			first_line(rep[i].text, o->tls_ehlo, sizeof(o->tls_ehlo));
-			o->auth[0] = '\0';
-		}
+		/* inside STARTTLS: the EHLO reply counts, the first one did not */
+		if (!rep[i].in_tls || rep[0].in_tls || rep[i].code / 100 != 2)
+			continue;
+		first_line(rep[i].text, o->tls_ehlo, sizeof(o->tls_ehlo));
+		auth_of(strchr(rep[i].text, '\n'), o->auth, sizeof(o->auth));
+		break;
 	}
 	const struct smtp_client_info *info = conn_info(c);
 	o->starttls_offered = info != NULL && info->starttls_offered;
@@ -181,8 +179,8 @@ static int progress(const struct conn *c)
 {
 	size_t n;
 	conn_replies(c, &n);
-	return (conn_status(c) == CONN_DONE ? 8 : 0) + (n > 0 ? 4 : 0) +
-	       (conn_tls(c)->up ? 2 : 0) + (conn_connected(c) ? 1 : 0);
+	return (conn_status(c) == CONN_DONE ? 8 : 0) + (n > 0 ? 4 : 0) + (conn_tls(c)->up ? 2 : 0) +
+	       (conn_connected(c) ? 1 : 0);
 }
 
 /* step - move one port along: QUIT when done, fallbacks, the result. */
@@ -205,6 +203,12 @@ static void step(const struct probe *pr, struct port_run *run, int64_t now)
 	}
 	if (run->fallback != NULL && nrep > 0 && !run->p.implicit && !finished(run->fallback))
 		conn_abort(run->fallback); /* the greeting came after all */
+	if (run->fallback != NULL && !finished(p) && nrep == 0) {
+		size_t nfb;
+		conn_replies(run->fallback, &nfb);
+		if (nfb > 0)
+			conn_abort(p); /* the other mode is the one that works */
+	}
 	if (!finished(p) || (run->fallback != NULL && !finished(run->fallback)))
 		return;
 	const struct conn *best = p;
@@ -244,13 +248,11 @@ static void run_round(struct probe *pr, struct probe_obs *obs_r)
 			conns[k++] = r->primary;
 			if (r->fallback != NULL)
 				conns[k++] = r->fallback;
-			else if (until == 0 || r->fallback_at < until)
+			else if (r->fallback_at > now && (until == 0 || r->fallback_at < until))
 				until = r->fallback_at;
 		}
 		if (all)
 			break;
-		if (until != 0 && until <= now)
-			until = now + 1;
 		conn_wait(conns, k, until);
 	}
 	for (size_t i = 0; i < pr->nports; i++) {
@@ -265,12 +267,15 @@ static void run_round(struct probe *pr, struct probe_obs *obs_r)
 static const char *tls_column(const struct probe_obs *o, char *buf, size_t size)
 {
 	if (!o->tls.up) {
-		snprintf(buf, size, "%s", o->connect == PROBE_CONNECT_OK && !o->silent ? "none" : "-");
+		snprintf(buf, size, "%s",
+		         o->connect == PROBE_CONNECT_OK && !o->silent ? "none" : "-");
 		return buf;
 	}
 	snprintf(buf, size, "%s %s%s", o->tls_mode == PROBE_TLS_IMPLICIT ? "implicit" : "STARTTLS",
 	         o->tls.version,
-	         !o->tls.name_ok ? " WRONG-CERT" : !o->tls.chain_ok ? " UNTRUSTED" : "");
+	         !o->tls.name_ok    ? " WRONG-CERT"
+	         : !o->tls.chain_ok ? " UNTRUSTED"
+	                            : "");
 	return buf;
 }
 
@@ -320,10 +325,11 @@ static void advice(const struct probe *pr, char *adv, size_t asize, char *note, 
 		    host, pr->ports[best].port,
 		    o->tls_mode == PROBE_TLS_IMPLICIT ? "SSL/TLS (implicit TLS)" : "STARTTLS");
 		if (!o->tls.chain_ok && off < asize)
-			off += (size_t)snprintf(adv + off, asize - off,
-			                        " Its certificate is not trusted by this computer (%s): "
-			                        "check it, and give its CA with --ca-file or ca_file.",
-			                        o->tls.chain_error);
+			off += (size_t)snprintf(
+			    adv + off, asize - off,
+			    " Its certificate is not trusted by this computer (%s): "
+			    "check it, and give its CA with --ca-file or ca_file.",
+			    o->tls.chain_error);
 		bool first = true;
 		for (size_t i = 0; i < pr->nports && off < asize; i++) {
 			if (i == best || !pr->final[i].usable)
@@ -331,7 +337,8 @@ static void advice(const struct probe *pr, char *adv, size_t asize, char *note, 
 			const struct probe_obs *x = shown_obs(pr, i);
 			off += (size_t)snprintf(adv + off, asize - off, "%s%u (%s)",
 			                        first ? " Also usable: " : ", ", pr->ports[i].port,
-			                        x->tls_mode == PROBE_TLS_IMPLICIT ? "SSL/TLS" : "STARTTLS");
+			                        x->tls_mode == PROBE_TLS_IMPLICIT ? "SSL/TLS"
+			                                                          : "STARTTLS");
 			first = false;
 		}
 		if (!first && off < asize)
@@ -364,15 +371,17 @@ static void advice(const struct probe *pr, char *adv, size_t asize, char *note, 
 		snprintf(list + l, 128 - l, "%s%u", l ? ", " : "", pr->ports[i].port);
 	}
 	if (plain[0] != '\0')
-		snprintf(adv, asize,
-		         "No port can carry a password safely: port %s reaches %s but without TLS. "
-		         "Do not send your password over it; ask the server's administrator for TLS.",
-		         plain, host);
+		snprintf(
+		    adv, asize,
+		    "No port can carry a password safely: port %s reaches %s but without TLS. "
+		    "Do not send your password over it; ask the server's administrator for TLS.",
+		    plain, host);
 	else
-		snprintf(adv, asize,
-		         "No port gets through to %s from this network. Try another network (mobile "
-		         "data, say) or webmail meanwhile, and send your provider the message below.",
-		         host);
+		snprintf(
+		    adv, asize,
+		    "No port gets through to %s from this network. Try another network (mobile "
+		    "data, say) or webmail meanwhile, and send your provider the message below.",
+		    host);
 	size_t off = (size_t)snprintf(note, nsize,
 	                              "Hello, from my connection I cannot send mail through my "
 	                              "own mail server %s (%s):",
@@ -389,19 +398,21 @@ static void advice(const struct probe *pr, char *adv, size_t asize, char *note, 
 	for (size_t i = 0; i < ARRAY_SIZE(parts) && off < nsize; i++) {
 		if (parts[i].list[0] == '\0')
 			continue;
-		off += (size_t)snprintf(note + off, nsize - off, "%s outgoing connections to port%s %s "
+		off += (size_t)snprintf(note + off, nsize - off,
+		                        "%s outgoing connections to port%s %s "
 		                        "are %s",
 		                        first ? "" : ";", strchr(parts[i].list, ',') ? "s" : "",
 		                        parts[i].list, parts[i].what);
 		first = false;
 	}
 	if (off < nsize)
-		snprintf(note + off, nsize - off,
-		         ". Please allow outgoing TCP connections to %s on port 587 (mail submission, "
-		         "RFC 6409) or 465 (submission over TLS, RFC 8314), or tell me which port your "
-		         "network lets me use to send mail through my own provider's server. Thank "
-		         "you.",
-		         host);
+		snprintf(
+		    note + off, nsize - off,
+		    ". Please allow outgoing TCP connections to %s on port 587 (mail submission, "
+		    "RFC 6409) or 465 (submission over TLS, RFC 8314), or tell me which port your "
+		    "network lets me use to send mail through my own provider's server. Thank "
+		    "you.",
+		    host);
 }
 
 static void json_obs_tls(FILE *out, const struct probe_obs *o)
@@ -612,9 +623,11 @@ static char *ca_for(const char *host, const char *config_option)
 {
 	char *path = client_config_path(config_option), *errors = NULL, *ca = NULL;
 	struct client_config *cfg = NULL;
-	if (path != NULL && access(path, R_OK) == 0 && client_config_load(path, &cfg, &errors) == 0) {
+	if (path != NULL && access(path, R_OK) == 0 &&
+	    client_config_load(path, &cfg, &errors) == 0) {
 		for (size_t i = 0; i < cfg->naccounts && ca == NULL; i++)
-			if (str_ieq(cfg->accounts[i].host, host) && cfg->accounts[i].ca_file != NULL)
+			if (str_ieq(cfg->accounts[i].host, host) &&
+			    cfg->accounts[i].ca_file != NULL)
 				ca = xstrdup(cfg->accounts[i].ca_file);
 		client_config_free(&cfg);
 	}
@@ -648,8 +661,8 @@ int probe_main(int argc, char **argv, const char *config_option)
 		unsigned long v;
 		switch (ch) {
 		case OPT_PORTS:
-			if (client_config_parse_ports(optarg, pr.ports, DETOUR_PORTS_MAX, &pr.nports,
-			                              &err) < 0) {
+			if (client_config_parse_ports(optarg, pr.ports, DETOUR_PORTS_MAX,
+			                              &pr.nports, &err) < 0) {
 				fprintf(stderr, "detour probe: --ports %s: %s\n", optarg, err);
 				return EX_USAGE;
 			}

@@ -106,7 +106,8 @@ static int resolve(struct race_state *s)
 		return -1;
 	}
 	bool have4 = false, have6 = false;
-	for (struct addrinfo *ai = res; ai != NULL && s->naddrs < RACE_ADDRS_MAX; ai = ai->ai_next) {
+	for (struct addrinfo *ai = res; ai != NULL && s->naddrs < RACE_ADDRS_MAX;
+	     ai = ai->ai_next) {
 		if ((ai->ai_family == AF_INET && have4) || (ai->ai_family == AF_INET6 && have6) ||
 		    (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
 		    ai->ai_addrlen > sizeof(s->addrs[0]))
@@ -176,7 +177,8 @@ static void plan(struct race_state *s, const struct portmem_entry *mem, int64_t 
 static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t size)
 {
 	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf, (socklen_t)size);
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf,
+		          (socklen_t)size);
 	else
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf,
 		          (socklen_t)size);
@@ -327,8 +329,8 @@ static void summarize(struct race_state *s)
 	struct race *r = s->r;
 	size_t off = 0;
 	bool reached = false, cert = false;
-	off += (size_t)snprintf(r->summary, sizeof(r->summary), "cannot submit to %s:",
-	                        r->account->host);
+	off += (size_t)snprintf(r->summary, sizeof(r->summary),
+	                        "cannot submit to %s:", r->account->host);
 	for (size_t i = 0; i < s->n; i++) {
 		const struct attempt *t = &s->at[i];
 		/* one entry per port: the first address's, unless another did
@@ -377,7 +379,8 @@ static int authenticate(struct race_state *s, struct attempt *t)
 	const struct smtp_client_result *e = conn_smtp_error(t->conn);
 	char text[SMTP_REPLYLINE_MAX];
 	detour_printable(text, sizeof(text), conn_error(t->conn));
-	if (e != NULL && e->reason == SMTP_CLIENT_R_AUTH_FAILED && e->status == SMTP_CLIENT_PERMFAIL) {
+	if (e != NULL && e->reason == SMTP_CLIENT_R_AUTH_FAILED &&
+	    e->status == SMTP_CLIENT_PERMFAIL) {
 		r->exit_code = EX_NOPERM;
 		r->permanent = true;
 		snprintf(r->summary, sizeof(r->summary),
@@ -424,7 +427,7 @@ int race_run(struct race *r)
 
 	struct conn *conns[RACE_ATTEMPTS_MAX];
 	size_t next = 0;
-	int64_t next_at = mono_ms();
+	int64_t t_start = mono_ms(), next_at = t_start;
 	struct attempt *winner = NULL;
 	for (;;) {
 		int64_t now = mono_ms();
@@ -432,7 +435,8 @@ int race_run(struct race *r)
 			struct attempt *t = &s->at[next++];
 			start(s, t);
 			bool head = t->remembered && (next == s->n || !s->at[next].remembered);
-			next_at = now + (head ? DETOUR_REMEMBERED_HEAD_START_MS : DETOUR_STAGGER_MS);
+			next_at =
+			    now + (head ? DETOUR_REMEMBERED_HEAD_START_MS : DETOUR_STAGGER_MS);
 		}
 		/* Look at every attempt: finished ones, signs of interception,
 		 * and the first (in order of preference) to be READY. */
@@ -452,7 +456,8 @@ int race_run(struct race *r)
 			}
 			if (st == CONN_FAILED || st == CONN_DONE) {
 				judge(s, t);
-				say(r, "port %u: %s: %s", t->port, verdict_name(t->verdict), t->why);
+				say(r, "port %u: %s: %s", t->port, verdict_name(t->verdict),
+				    t->why);
 				next_at = now; /* RFC 8305 5: the next one at once */
 				continue;
 			}
@@ -485,8 +490,8 @@ int race_run(struct race *r)
 		goto out;
 	}
 	winner->verdict = V_WON;
-	say(r, "port %u answers as %s with verified TLS; authenticating", winner->port,
-	    r->account->host);
+	say(r, "port %u answers as %s with verified TLS after %lld ms; authenticating",
+	    winner->port, r->account->host, (long long)(mono_ms() - t_start));
 	if (authenticate(s, winner) < 0) {
 		remember(s, NULL);
 		goto out;

@@ -30,8 +30,8 @@ struct send_opts {
 	bool extract;     /* -t */
 	bool ignore_dots; /* -i, -oi */
 	bool verbose;
-	bool body_8bit;   /* -B 8BITMIME */
-	unsigned notify;  /* -N */
+	bool body_8bit;    /* -B 8BITMIME */
+	unsigned notify;   /* -N */
 	enum smtp_ret ret; /* -R */
 	const char *envid; /* -V */
 };
@@ -152,8 +152,8 @@ static int parse_args(int argc, char **argv, struct send_opts *o, enum send_mode
 	optind = 1;
 	opterr = 0;
 	int ch;
-	while ((ch = getopt_long(argc, argv, ":f:F:r:tio:O:B:N:R:V:X:C:L:h:b:q::A:d:p:UmGnv", longopts,
-	                         NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":f:F:r:tio:O:B:N:R:V:X:C:L:h:b:q::A:d:p:UmGnv",
+	                         longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':
 		case 'r':
@@ -180,7 +180,8 @@ static int parse_args(int argc, char **argv, struct send_opts *o, enum send_mode
 			break;
 		case 'N':
 			if (parse_notify(optarg, &o->notify) < 0) {
-				fail_line("-N %s: expected never, or success,failure,delay", optarg);
+				fail_line("-N %s: expected never, or success,failure,delay",
+				          optarg);
 				return -1;
 			}
 			break;
@@ -279,7 +280,8 @@ static const struct client_account *pick_account(const struct client_config *cfg
 		return client_config_account(cfg, o->account);
 	if (o->from != NULL)
 		for (size_t i = 0; i < cfg->naccounts; i++)
-			if (cfg->accounts[i].from != NULL && str_ieq(cfg->accounts[i].from, o->from))
+			if (cfg->accounts[i].from != NULL &&
+			    str_ieq(cfg->accounts[i].from, o->from))
 				return &cfg->accounts[i];
 	return client_config_account(cfg, NULL);
 }
@@ -299,11 +301,12 @@ static int add_rcpts(struct addr_list *in, const char *domain, struct addr_list 
 	for (size_t i = 0; i < in->n; i++) {
 		const char *a = in->addrs[i];
 		char *q = strchr(a, '@') == NULL && domain != NULL ? xasprintf("%s@%s", a, domain)
-		                                                  : xstrdup(a);
+		                                                   : xstrdup(a);
 		struct smtp_addr parsed;
 		size_t len = strlen(q);
 		if (len > SMTP_PATH_MAX ||
-		    smtp_addr_parse_mailbox(q, len, SMTP_ADDR_ALLOW_UTF8 | SMTP_ADDR_ALLOW_POSTMASTER,
+		    smtp_addr_parse_mailbox(q, len,
+		                            SMTP_ADDR_ALLOW_UTF8 | SMTP_ADDR_ALLOW_POSTMASTER,
 		                            &parsed) != SMTP_ADDR_OK) {
 			char shown[300];
 			fail_line("'%s' is not a mail address", detour_printable(shown, 200, a));
@@ -459,8 +462,8 @@ static void transmit(struct conn *c, const char *from, const struct addr_list *r
 		char shown[SMTP_REPLYLINE_MAX - 20];
 		detour_printable(shown, sizeof(shown), r->text);
 		if (r->remote)
-			snprintf(text, sizeof(text), "%d%s%s %s", r->code, r->enhanced[0] ? " " : "",
-			         r->enhanced, shown);
+			snprintf(text, sizeof(text), "%d%s%s %s", r->code,
+			         r->enhanced[0] ? " " : "", r->enhanced, shown);
 		else
 			snprintf(text, sizeof(text), "%s", shown);
 		const char *a = rcpts->addrs[i];
@@ -478,9 +481,10 @@ static void transmit(struct conn *c, const char *from, const struct addr_list *r
 				 * the sender (X.1.7, X.1.8) or the authorization to
 				 * use it (X.7.1); the client gives every recipient
 				 * that reply. */
-				out->sender_refused =
-				    r->code == 553 || strcmp(r->enhanced, "5.7.1") == 0 ||
-				    strcmp(r->enhanced, "5.1.7") == 0 || strcmp(r->enhanced, "5.1.8") == 0;
+				out->sender_refused = r->code == 553 ||
+				                      strcmp(r->enhanced, "5.7.1") == 0 ||
+				                      strcmp(r->enhanced, "5.1.7") == 0 ||
+				                      strcmp(r->enhanced, "5.1.8") == 0;
 			}
 			break;
 		default:
@@ -552,26 +556,33 @@ static int session_open(struct session *s, const struct client_account *a, bool 
 		fail_line("account '%s': %s", a->name, err);
 		return EX_CONFIG;
 	}
-	if (a->user != NULL) {
-		s->password = client_config_password(a, err, sizeof(err));
-		if (s->password == NULL) {
-			fail_line("account '%s': %s", a->name, err);
-			return EX_CONFIG;
-		}
-	}
 	s->race.account = a;
 	s->race.ssl_ctx = s->ctx;
-	s->race.password = s->password;
 	s->race.state_dir = s->state_dir;
 	s->race.verbose = verbose;
 	return 0;
 }
 
+/* session_connect - the password is fetched only now (a password_command
+ * may ask an agent, or a person), then the race runs; once per session. */
 static bool session_connect(struct session *s)
 {
 	if (s->connected)
 		return s->race.winner != NULL;
 	s->connected = true;
+	const struct client_account *a = s->account;
+	if (a->user != NULL) {
+		char err[512];
+		s->password = client_config_password(a, err, sizeof(err));
+		if (s->password == NULL) {
+			snprintf(s->race.summary, sizeof(s->race.summary), "account '%s': %s",
+			         a->name, err);
+			s->race.exit_code = EX_CONFIG;
+			s->race.permanent = true;
+			return false;
+		}
+	}
+	s->race.password = s->password;
 	return race_run(&s->race) == 0;
 }
 
@@ -605,8 +616,8 @@ static void flush_queue(struct session *s, bool verbose)
 		char list[400];
 		if (out.perm.n > 0) {
 			join(&out.perm, list, sizeof(list));
-			fail_line("queued message %s: %s refused %s: %s", e.id, s->account->host, list,
-			          out.perm_text);
+			fail_line("queued message %s: %s refused %s: %s", e.id, s->account->host,
+			          list, out.perm_text);
 			s->flush_refused++;
 		}
 		if (out.temp.n == 0) {
@@ -615,8 +626,8 @@ static void flush_queue(struct session *s, bool verbose)
 			if (out.ok.n > 0) {
 				s->flushed++;
 				if (verbose)
-					fprintf(stderr, "detour: queued message %s sent: %s\n", e.id,
-					        out.ok_text);
+					fprintf(stderr, "detour: queued message %s sent: %s\n",
+					        e.id, out.ok_text);
 			}
 		} else {
 			s->flush_left++;
@@ -691,8 +702,8 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 	if (from[0] != '\0') {
 		struct smtp_addr parsed;
 		size_t len = strlen(from);
-		if (len > SMTP_PATH_MAX ||
-		    smtp_addr_parse_mailbox(from, len, SMTP_ADDR_ALLOW_UTF8, &parsed) != SMTP_ADDR_OK) {
+		if (len > SMTP_PATH_MAX || smtp_addr_parse_mailbox(from, len, SMTP_ADDR_ALLOW_UTF8,
+		                                                   &parsed) != SMTP_ADDR_OK) {
 			fail_line("-f %s: not a mail address", from);
 			client_config_free(&cfg);
 			return EX_DATAERR;
@@ -700,8 +711,8 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 	}
 
 	struct message m;
-	enum message_read_result mr = message_read(STDIN_FILENO, !o.ignore_dots,
-	                                           DETOUR_MESSAGE_MAX, &m);
+	enum message_read_result mr =
+	    message_read(STDIN_FILENO, !o.ignore_dots, DETOUR_MESSAGE_MAX, &m);
 	if (mr != MESSAGE_READ_OK) {
 		if (mr == MESSAGE_READ_TOO_BIG)
 			fail_line("the message is larger than %u MiB", DETOUR_MESSAGE_MAX >> 20);
@@ -726,7 +737,8 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 		/* RFC 5322 3.6.3: the Bcc: field is not passed on */
 		message_remove_field(&m, "Bcc");
 	}
-	const char *domain = from[0] != '\0' ? domain_of(from) : (a->from ? domain_of(a->from) : NULL);
+	const char *domain =
+	    from[0] != '\0' ? domain_of(from) : (a->from ? domain_of(a->from) : NULL);
 	if (rc == 0 && add_rcpts(&given, domain, &rcpts) < 0)
 		rc = EX_DATAERR;
 	addr_list_free(&given);
@@ -771,14 +783,14 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 			if (out.perm.n > 0) {
 				join(&out.perm, list, sizeof(list));
 				fail_line("%s refused %s %s: %s", a->host,
-				          out.sender_refused ? "the sender for" : "the message for", list,
-				          out.perm_text);
+				          out.sender_refused ? "the sender for" : "the message for",
+				          list, out.perm_text);
 				rc = out.sender_refused ? EX_NOPERM : EX_NOUSER;
 			}
 			if (out.temp.n > 0) {
 				join(&out.temp, list, sizeof(list));
-				char *why = xasprintf("%s: temporary failure for %s: %s", a->host, list,
-				                      out.temp_text);
+				char *why = xasprintf("%s: temporary failure for %s: %s", a->host,
+				                      list, out.temp_text);
 				if (a->queue) {
 					int q = queue_message(&s, from, &out.temp, &m, why);
 					if (rc == EX_OK)
@@ -792,9 +804,9 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 			}
 			if (o.verbose && out.ok.n > 0) {
 				join(&out.ok, list, sizeof(list));
-				fprintf(stderr, "detour: sent to %s through %s port %u (%s): %s\n", list,
-				        a->host, s.race.port, s.race.implicit ? "implicit TLS" : "STARTTLS",
-				        out.ok_text);
+				fprintf(stderr, "detour: sent to %s through %s port %u (%s): %s\n",
+				        list, a->host, s.race.port,
+				        s.race.implicit ? "implicit TLS" : "STARTTLS", out.ok_text);
 			}
 			outcome_free(&out);
 		}
@@ -929,8 +941,8 @@ int queue_main(int argc, char **argv, const char *config_option)
 		if (r > 0) {
 			char list[400];
 			join(&e.rcpts, list, sizeof(list));
-			printf("%s  account=%s  from=<%s>  to=%s  size=%zu\n", e.id, e.account, e.from,
-			       list, e.msg.len);
+			printf("%s  account=%s  from=<%s>  to=%s  size=%zu\n", e.id, e.account,
+			       e.from, list, e.msg.len);
 			localqueue_entry_free(&e);
 		} else if (r == 0) {
 			printf("%s  (being sent)\n", ids[i]);

@@ -71,14 +71,16 @@ static void san_names(X509 *cert, char *names, size_t size)
 		for (int i = 0; i < sk_GENERAL_NAME_num(sans); i++) {
 			const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
 			if (g->type == GEN_DNS) {
-				append_name(names, size, (const char *)ASN1_STRING_get0_data(g->d.dNSName),
+				append_name(names, size,
+				            (const char *)ASN1_STRING_get0_data(g->d.dNSName),
 				            (size_t)ASN1_STRING_length(g->d.dNSName));
 			} else if (g->type == GEN_IPADD) {
 				char ip[64];
 				int len = ASN1_STRING_length(g->d.iPAddress);
 				const unsigned char *b = ASN1_STRING_get0_data(g->d.iPAddress);
 				if (len == 4)
-					snprintf(ip, sizeof(ip), "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
+					snprintf(ip, sizeof(ip), "%u.%u.%u.%u", b[0], b[1], b[2],
+					         b[3]);
 				else if (len == 16)
 					inet_ntop(AF_INET6, b, ip, sizeof(ip));
 				else

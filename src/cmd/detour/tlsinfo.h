@@ -21,19 +21,19 @@
 #define TLSINFO_FP_MAX    96  /* 32 octets as "AB:CD:..." */
 
 struct tlsinfo {
-	bool up;                  /* a handshake finished */
-	char version[16];         /* "TLSv1.3" */
-	char cipher[64];          /* "TLS_AES_256_GCM_SHA384" */
-	bool has_cert;            /* the server sent one */
+	bool up;          /* a handshake finished */
+	char version[16]; /* "TLSv1.3" */
+	char cipher[64];  /* "TLS_AES_256_GCM_SHA384" */
+	bool has_cert;    /* the server sent one */
 	char subject[TLSINFO_TEXT_MAX];
 	char issuer[TLSINFO_TEXT_MAX];
 	char names[TLSINFO_NAMES_MAX]; /* DNS names and IP addresses, or the CN */
 	char not_before[32];           /* "2026-11-28T06:00:00Z" */
 	char not_after[32];
 	char sha256[TLSINFO_FP_MAX];
-	bool chain_ok;                     /* verified to a trusted CA, in date */
+	bool chain_ok;                      /* verified to a trusted CA, in date */
 	char chain_error[TLSINFO_TEXT_MAX]; /* why not, from OpenSSL */
-	bool name_ok;                      /* the certificate is the host's */
+	bool name_ok;                       /* the certificate is the host's */
 };
 
 struct ssl_st;
