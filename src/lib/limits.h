@@ -13,6 +13,12 @@
 #define SMTP_CMDLINE_MAX 512
 /* RFC 4954 4: AUTH lines may be longer; 12288 octets including CRLF. */
 #define SMTP_AUTHLINE_MAX 12288
+/* RFC 5321 4.5.3.1.4: extensions lengthen MAIL and RCPT by what their
+ * parameters may take: SIZE 26 (RFC 1870), BODY 16 (RFC 6152), SMTPUTF8 10
+ * (RFC 6531), ENVID 100 and RET 14 (RFC 3461), AUTH= 500 (RFC 4954);
+ * NOTIFY 30 and ORCPT 500 (RFC 3461). */
+#define SMTP_MAIL_LINE_MAX (SMTP_CMDLINE_MAX + 26 + 16 + 10 + 100 + 14 + 500)
+#define SMTP_RCPT_LINE_MAX (SMTP_CMDLINE_MAX + 30 + 500)
 /* RFC 5321 4.5.3.1.6: a text line of message data is at most 1000 octets
  * including CRLF. */
 #define SMTP_DATALINE_MAX 1000
@@ -31,8 +37,10 @@
 /* EHLO/HELO argument: a domain name or an address literal. */
 #define SMTP_HELO_MAX 255
 
-/* Protocol errors in one session before it is closed with 421. */
-#define SMTP_ERRORS_MAX 10
+/* Protocol errors in one session before it is closed with 421 (Postfix's
+ * smtpd_hard_error_limit is 20 too). Policy refusals (5.7.x) do not count:
+ * an open-relay audit sends many, and each is already a dead end. */
+#define SMTP_ERRORS_MAX 20
 /* Default number of recipients per message ([limits] max_recipients). */
 #define SMTP_RCPT_MAX_DEFAULT 100
 /* Default largest message, octets ([limits] max_message_size). */

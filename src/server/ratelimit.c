@@ -11,6 +11,7 @@
 
 struct bucket {
 	struct bucket *next;
+	struct config_rate rate; /* the rate the bucket was last used with */
 	double tokens;          /* what may still be taken */
 	int64_t updated_ms;     /* when tokens was last brought up to date */
 	int64_t reported_until; /* refusals before this are not logged again */
@@ -53,9 +54,20 @@ void ratelimit_free(struct ratelimit **rlp)
 	free(rl);
 }
 
-/* refill - bring a bucket up to now: COUNT tokens per DURATION. */
+/* refill - bring a bucket up to now: COUNT tokens per DURATION. A rate
+ * that changed (an operator raised or lowered an account's limit) keeps
+ * what was used: the new allowance is the new COUNT minus the old use. */
 static void refill(struct bucket *b, struct config_rate rate, int64_t now_ms)
 {
+	if (b->rate.count != rate.count || b->rate.seconds != rate.seconds) {
+		double used = b->rate.count - b->tokens;
+		b->tokens = rate.count - used;
+		if (b->tokens < 0)
+			b->tokens = 0;
+		if (b->tokens > rate.count)
+			b->tokens = rate.count;
+		b->rate = rate;
+	}
 	if (now_ms > b->updated_ms) {
 		double add =
 		    (double)(now_ms - b->updated_ms) * rate.count / (rate.seconds * 1000.0);
@@ -110,6 +122,7 @@ static struct bucket *get(struct ratelimit *rl, const char *key, struct config_r
 	b = xcalloc(1, sizeof(*b) + len + 1);
 	memcpy(b->key, key, len + 1);
 	b->tokens = rate.count;
+	b->rate = rate;
 	b->updated_ms = now_ms;
 	unsigned h = hash(key);
 	b->next = rl->table[h];

@@ -60,7 +60,10 @@ void session_reply_raw(struct session *s, int code, const char *enh, const char 
 		evbuffer_add_printf(out, "%d%c%s %s\r\n", code, more ? '-' : ' ', enh, text);
 	else
 		evbuffer_add_printf(out, "%d%c%s\r\n", code, more ? '-' : ' ', text);
-	if (code >= 500)
+	/* Only protocol errors count towards SMTP_ERRORS_MAX; a refusal by
+	 * policy (RFC 3463 class X.7.X: relay, sender, authentication) costs
+	 * the client nothing it could gain by repeating it. */
+	if (code >= 500 && strncmp(enh ? enh : "", "5.7.", 4) != 0)
 		s->errors++;
 }
 
@@ -847,11 +850,21 @@ static bool read_command(struct session *s, struct evbuffer *in)
 		const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)head_len);
 		auth_line = mem_istarts(head, head_len, "AUTH ");
 	}
-	size_t max = auth_line ? SMTP_AUTHLINE_MAX : SMTP_CMDLINE_MAX;
+	size_t max = SMTP_CMDLINE_MAX;
+	if (auth_line) {
+		max = SMTP_AUTHLINE_MAX;
+	} else if (s->esmtp && avail >= 5) {
+		/* MAIL and RCPT carry the parameters EHLO advertised. */
+		const char *head = (const char *)evbuffer_pullup(in, 5);
+		if (mem_istarts(head, 5, "MAIL "))
+			max = SMTP_MAIL_LINE_MAX;
+		else if (mem_istarts(head, 5, "RCPT "))
+			max = SMTP_RCPT_LINE_MAX;
+	}
 	size_t look = avail < max ? avail : max;
 	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
 	size_t line_len, used;
-	char line[SMTP_AUTHLINE_MAX];
+	char line[SMTP_AUTHLINE_MAX]; /* the longest line of any kind */
 
 	switch (smtp_line_scan(buf, look, max, &line_len, &used)) {
 	case SMTP_LINE_PARTIAL:

@@ -94,6 +94,23 @@ static void test_memory_bound(void **state)
 	ratelimit_free(&rl);
 }
 
+/* A changed rate keeps what was used: raising 3 -> 10 after 3 leaves 7,
+ * lowering 10 -> 3 after 5 leaves none. */
+static void test_rate_change_keeps_use(void **state)
+{
+	(void)state;
+	struct ratelimit *rl = ratelimit_new(100);
+	struct config_rate ten = {10, 3600}, three = {3, 3600};
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ratelimit_take(rl, "up", three, 1, 0), RATELIMIT_OK);
+	assert_int_equal(ratelimit_available(rl, "up", ten, 0), 7);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(ratelimit_take(rl, "down", ten, 1, 0), RATELIMIT_OK);
+	assert_int_equal(ratelimit_available(rl, "down", three, 0), 0);
+	assert_int_equal(ratelimit_take(rl, "down", three, 1, 0), RATELIMIT_OVER_NEW);
+	ratelimit_free(&rl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
