@@ -119,6 +119,7 @@ int main(void)
 	    cmocka_unit_test(test_reported_once_per_window),
 	    cmocka_unit_test(test_unlimited),
 	    cmocka_unit_test(test_memory_bound),
+	    cmocka_unit_test(test_rate_change_keeps_use),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
