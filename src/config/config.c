@@ -959,6 +959,7 @@ static struct config *config_parse(struct loader *ld, char **errors_r)
 	 * make them report problems the file does not have. */
 	if (ld->n_errors == 0)
 		config_check(ld);
+	ld->c->certificate_line = key_line_of(ld, "certificate");
 	if (ld->n_errors > 0) {
 		config_unref(&ld->c);
 		*errors_r = ld->errors;

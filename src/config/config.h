@@ -80,6 +80,7 @@ struct config {
 	/* [tls] */
 	char *certificate;
 	char *private_key;
+	int certificate_line; /* where [tls] certificate was set, for errors */
 
 	struct config_listener *listeners;
 	size_t n_listeners;

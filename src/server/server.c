@@ -299,6 +299,20 @@ static int tls_for(const struct config *cfg, SSL_CTX **ctx_r, const char **error
 	return 0;
 }
 
+int server_check_tls(const struct config *cfg, const char **error_r)
+{
+	static char msg[PATH_MAX + 600];
+	SSL_CTX *ctx;
+	if (tls_for(cfg, &ctx, error_r) < 0) {
+		snprintf(msg, sizeof(msg), "%s:%d: %s", cfg->path, cfg->certificate_line, *error_r);
+		*error_r = msg;
+		return -1;
+	}
+	if (ctx != NULL)
+		SSL_CTX_free(ctx);
+	return 0;
+}
+
 struct server *server_new(struct config *cfg, const char **error_r)
 {
 	struct server *srv = xcalloc(1, sizeof(*srv));

@@ -63,6 +63,10 @@ struct server {
  * process may still fork (detach) afterwards. */
 struct server *server_new(struct config *cfg, const char **error_r);
 
+/* server_check_tls - can the certificate and key of cfg be used (for
+ * detourd -n)? -1 with a message naming the file and the line. */
+int server_check_tls(const struct config *cfg, const char **error_r);
+
 /* server_start - open the spool and the control socket, start accepting on
  * base. Called after detaching and after privileges are dropped. */
 int server_start(struct server *srv, struct event_base *base, const char **error_r);

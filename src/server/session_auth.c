@@ -218,6 +218,11 @@ void session_auth_response(struct session *s, const char *line, size_t len)
 	case SASL_MALFORMED:
 		session_auth_abort(s, SMTP_R_AUTH_BAD_BASE64, "malformed response");
 		return;
+	case SASL_AUTHZID:
+		/* RFC 4954 4: acting for another identity is not permitted,
+		 * which refuses the credentials; it is no syntax error. */
+		session_auth_abort(s, SMTP_R_AUTH_FAILED, "authorization identity refused");
+		return;
 	}
 }
 

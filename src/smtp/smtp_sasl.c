@@ -56,8 +56,10 @@ enum sasl_result sasl_plain_decode(const char *b64, size_t len, struct sasl_cred
 	if (ulen == 0 || ulen > SASL_USER_MAX || plen == 0 || plen > SASL_PASSWORD_MAX ||
 	    !text_ok(user, ulen) || !text_ok(pass, plen) || !text_ok(buf, zlen))
 		goto out;
-	if (zlen != 0 && (zlen != ulen || memcmp(buf, user, ulen) != 0))
+	if (zlen != 0 && (zlen != ulen || memcmp(buf, user, ulen) != 0)) {
+		r = SASL_AUTHZID;
 		goto out;
+	}
 	memcpy(cred_r->user, user, ulen);
 	cred_r->user[ulen] = '\0';
 	memcpy(cred_r->password, pass, plen);

@@ -22,6 +22,7 @@ enum sasl_result {
 	SASL_BAD_BASE64, /* not canonical base64 (501 5.5.2) */
 	SASL_MALFORMED,  /* decoded, but not a valid response (501 5.5.2) */
 	SASL_CANCELLED,  /* "*" (501 5.0.0) */
+	SASL_AUTHZID,    /* well formed, but asks to act as another user (535 5.7.8) */
 };
 
 struct sasl_credentials {

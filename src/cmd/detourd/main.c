@@ -182,6 +182,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
+		/* The files the configuration names must be usable too. */
+		const char *error = NULL;
+		if (server_check_tls(cfg, &error) < 0) {
+			fprintf(stderr, "%s\n", error);
+			config_unref(&cfg);
+			return 1;
+		}
 		printf("%s: configuration is valid (%zu listener%s)\n", path, cfg->n_listeners,
 		       cfg->n_listeners == 1 ? "" : "s");
 		config_unref(&cfg);
