@@ -198,7 +198,19 @@ LINES = {
     "command": [
         ("512", "plain", [], b"NOOP " + b"x" * 505, 250, "2.0.0"),
         ("513", "plain", [], b"NOOP " + b"x" * 506, 500, "5.5.2"),
-        ("513-mail", "plain", [], b"MAIL FROM:<" + b"a" * 488 + b"@example.org>", 500, "5.5.2"),
+        # MAIL and RCPT may be longer by what their extensions' parameters
+        # take (RFC 5321 4.5.3.1.4; SMTP_MAIL_LINE_MAX = 1178 and
+        # SMTP_RCPT_LINE_MAX = 1042 octets with CRLF in src/lib/limits.h):
+        # at the limit the line is read as a command (and its over-long
+        # address refused), one octet more is a line too long.
+        ("1178-mail", "plain", [], b"MAIL FROM:<" + b"a" * (1176 - 11 - 13) + b"@example.org>",
+         501, "5.1.7"),
+        ("1179-mail", "plain", [], b"MAIL FROM:<" + b"a" * (1177 - 11 - 13) + b"@example.org>",
+         500, "5.5.2"),
+        ("1042-rcpt", "plain", ["MAIL FROM:<{S}>"],
+         b"RCPT TO:<" + b"a" * (1040 - 9 - 13) + b"@example.org>", 501, "5.1.3"),
+        ("1043-rcpt", "plain", ["MAIL FROM:<{S}>"],
+         b"RCPT TO:<" + b"a" * (1041 - 9 - 13) + b"@example.org>", 500, "5.5.2"),
     ],
     "auth-line": [
         # Read as AUTH (the blob decodes to nothing: 501 5.5.2), not as too long.
