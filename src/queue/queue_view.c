@@ -288,6 +288,13 @@ enum queue_view_result queue_view_foreach(struct queue_view *v, queue_view_msg_c
 	enum queue_view_result res = QUEUE_VIEW_OK;
 	int rc;
 	while ((rc = sqlite3_step(v->list)) == SQLITE_ROW) {
+		/* A row whose id is not a queue id (a damaged file) would be
+		 * listed, shown and deleted under the id it was cut to: leave
+		 * it out. The writer never stores one. */
+		const unsigned char *id = sqlite3_column_text(v->list, 0);
+		if (id == NULL || sqlite3_column_bytes(v->list, 0) != QID_LEN ||
+		    !spool_qid_valid((const char *)id))
+			continue;
 		struct queue_view_msg *m = msg_from_row(v->list);
 		res = load_rcpts(v, m, error_r);
 		int stop = res == QUEUE_VIEW_OK ? cb(arg, m) : 1;

@@ -3,6 +3,7 @@
 #include "smtp/smtp_addr.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <string.h>
 
 #include "lib/util.h"
@@ -294,6 +295,11 @@ static bool ipv6_literal(const unsigned char *s, size_t len)
 
 	if (len == 0 || len > IPV6_TEXT_MAX)
 		return false;
+	/* inet_pton stops at a NUL: look at every octet first, so that
+	 * "[IPv6:::\0anything]" is not taken for "[IPv6:::]". */
+	for (size_t i = 0; i < len; i++)
+		if (!isxdigit(s[i]) && s[i] != ':' && s[i] != '.')
+			return false;
 	memcpy(text, s, len);
 	text[len] = '\0';
 	return inet_pton(AF_INET6, text, &in6) == 1;

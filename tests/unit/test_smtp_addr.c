@@ -719,9 +719,33 @@ static void test_utf8_exhaustive(void **state)
 		}
 }
 
+/* An address literal is read to its closing bracket, every octet: a NUL
+ * (which inet_pton would stop at) makes it invalid, whatever follows
+ * (found by fuzz/fuzz_smtp_addr.c). */
+static void test_ipv6_literal_with_nul(void **state)
+{
+	(void)state;
+	static const char bad[][24] = {"<u@[IPv6:::\0]>", "<u@[IPv6:::\0x\r\nY]>",
+				       "<u@[IPv6:::1\0]>"};
+	static const size_t lens[] = {15, 19, 16};
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		struct smtp_addr a;
+		size_t used;
+		assert_int_equal(smtp_addr_parse_path(bad[i], lens[i], 0, &a, &used),
+				 SMTP_ADDR_SYNTAX);
+		assert_int_equal(smtp_addr_parse_mailbox(bad[i] + 1, lens[i] - 2, 0, &a),
+				 SMTP_ADDR_SYNTAX);
+	}
+	struct smtp_addr a;
+	size_t used;
+	assert_int_equal(smtp_addr_parse_path("<u@[IPv6:::1]>", 14, 0, &a, &used), SMTP_ADDR_OK);
+	assert_int_equal(a.len, strlen(a.mailbox));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ipv6_literal_with_nul),
 	    cmocka_unit_test(test_path_table),      cmocka_unit_test(test_path_prefixes),
 	    cmocka_unit_test(test_limits),          cmocka_unit_test(test_long_garbage),
 	    cmocka_unit_test(test_mailbox_table),   cmocka_unit_test(test_domain_accessor),
