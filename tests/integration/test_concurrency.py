@@ -83,6 +83,12 @@ def test_fifty_concurrent_clients_each_sending_twenty_messages_all_land(relays):
 
 def test_max_connections_refuses_the_one_too_many_with_421(relays):
     relay = relays.new(limits={"max_connections": "3"})
+    # The fixture's own "is the port open yet?" connection must be gone
+    # from the daemon's count before the three slots are taken.
+    def idle():
+        p = relay.ctl("status")
+        return p.returncode == 0 and "\nconnections: 0\n" in p.stdout
+    wait_for(idle, timeout=30, interval=0.1, what="no open connection")
     conns = [relay.client() for _ in range(3)]
     try:
         for c in conns:
