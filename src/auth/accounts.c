@@ -43,7 +43,7 @@ static const char schema_sql[] =
     " hash TEXT NOT NULL,"
     " created_ms INTEGER NOT NULL DEFAULT 0,"
     " suspended INTEGER NOT NULL DEFAULT 0,"
-    " messages_rate TEXT,"   /* "COUNT/DURATION" overriding [limits], NULL: default */
+    " messages_rate TEXT," /* "COUNT/DURATION" overriding [limits], NULL: default */
     " recipients_rate TEXT);"
     "CREATE TABLE sender ("
     " address TEXT NOT NULL REFERENCES account(address) ON DELETE CASCADE,"
@@ -406,9 +406,10 @@ static int prepare_all(struct accounts *a, const char *path)
 	            &a->disallow) < 0 ||
 	    prepare(a, path, "UPDATE account SET suspended = ?2 WHERE address = ?1",
 	            &a->set_suspended) < 0 ||
-	    prepare(a, path,
-	            "UPDATE account SET messages_rate = ?2, recipients_rate = ?3 WHERE address = ?1",
-	            &a->set_limits) < 0)
+	    prepare(
+	        a, path,
+	        "UPDATE account SET messages_rate = ?2, recipients_rate = ?3 WHERE address = ?1",
+	        &a->set_limits) < 0)
 		return -1;
 	return 0;
 }
@@ -508,9 +509,9 @@ void accounts_close(struct accounts **ap)
 	struct accounts *a = *ap;
 	if (a == NULL)
 		return;
-	sqlite3_stmt *stmts[] = {a->get,      a->senders, a->list,  a->exists,  a->insert,
-	                         a->set_hash, a->delete,  a->allow, a->disallow,
-	                         a->set_suspended, a->set_limits};
+	sqlite3_stmt *stmts[] = {a->get,      a->senders,       a->list,      a->exists,
+	                         a->insert,   a->set_hash,      a->delete,    a->allow,
+	                         a->disallow, a->set_suspended, a->set_limits};
 	for (size_t i = 0; i < ARRAY_SIZE(stmts); i++)
 		sqlite3_finalize(stmts[i]);
 	sqlite3_close(a->db);
@@ -743,22 +744,28 @@ enum accounts_result accounts_add(struct accounts *a, const char *address, const
 	return end(a, res, true, error_r);
 }
 
-enum accounts_result accounts_set_hash(struct accounts *a, const char *address, const char *hash,
-                                       const char **error_r)
+/* change_account - one statement that changes the account named by the
+ * normalized address (?1), with up to two more text values (?2, ?3;
+ * SQLite turns '0'/'1' into integers for an INTEGER column), in its own
+ * transaction. ACCOUNTS_NOTFOUND when it changed nothing. */
+static enum accounts_result change_account(struct accounts *a, sqlite3_stmt *st,
+                                           const char *address, const char *v2, const char *v3,
+                                           const char *what, const char **error_r)
 {
 	char norm[ACCOUNTS_ADDRESS_SIZE];
 	assert(a->mode == ACCOUNTS_READ_WRITE);
 	*error_r = NULL;
 	enum accounts_result res = normalize_arg(a, address, norm, error_r);
 	if (res == ACCOUNTS_OK)
-		res = hash_storable(a, hash, error_r);
-	if (res == ACCOUNTS_OK)
 		res = begin(a, true, error_r);
 	if (res != ACCOUNTS_OK)
 		return res;
-	sqlite3_bind_text(a->set_hash, 1, norm, -1, SQLITE_STATIC);
-	sqlite3_bind_text(a->set_hash, 2, hash, -1, SQLITE_STATIC);
-	res = step_done(a, a->set_hash, "changing the password", error_r);
+	sqlite3_bind_text(st, 1, norm, -1, SQLITE_STATIC);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_text(st, 2, v2, -1, SQLITE_STATIC);
+	if (sqlite3_bind_parameter_count(st) >= 3)
+		sqlite3_bind_text(st, 3, v3, -1, SQLITE_STATIC);
+	res = step_done(a, st, what, error_r);
 	if (res == ACCOUNTS_OK && sqlite3_changes(a->db) == 0) {
 		*error_r = HANDLE_ERROR(a, "no such account: %s", norm);
 		res = ACCOUNTS_NOTFOUND;
@@ -766,67 +773,34 @@ enum accounts_result accounts_set_hash(struct accounts *a, const char *address, 
 	return end(a, res, true, error_r);
 }
 
-enum accounts_result accounts_set_suspended(struct accounts *a, const char *address,
-                                            bool suspended, const char **error_r)
+enum accounts_result accounts_set_hash(struct accounts *a, const char *address, const char *hash,
+                                       const char **error_r)
 {
-	char norm[ACCOUNTS_ADDRESS_SIZE];
-	assert(a->mode == ACCOUNTS_READ_WRITE);
-	*error_r = NULL;
-	enum accounts_result res = normalize_arg(a, address, norm, error_r);
-	if (res == ACCOUNTS_OK)
-		res = begin(a, true, error_r);
+	enum accounts_result res = hash_storable(a, hash, error_r);
 	if (res != ACCOUNTS_OK)
 		return res;
-	sqlite3_bind_text(a->set_suspended, 1, norm, -1, SQLITE_STATIC);
-	sqlite3_bind_int(a->set_suspended, 2, suspended ? 1 : 0);
-	res = step_done(a, a->set_suspended, "changing the account", error_r);
-	if (res == ACCOUNTS_OK && sqlite3_changes(a->db) == 0) {
-		*error_r = HANDLE_ERROR(a, "no such account: %s", norm);
-		res = ACCOUNTS_NOTFOUND;
-	}
-	return end(a, res, true, error_r);
+	return change_account(a, a->set_hash, address, hash, NULL, "changing the password",
+	                      error_r);
+}
+
+enum accounts_result accounts_set_suspended(struct accounts *a, const char *address, bool suspended,
+                                            const char **error_r)
+{
+	return change_account(a, a->set_suspended, address, suspended ? "1" : "0", NULL,
+	                      "changing the account", error_r);
 }
 
 enum accounts_result accounts_set_limits(struct accounts *a, const char *address,
                                          const char *messages_rate, const char *recipients_rate,
                                          const char **error_r)
 {
-	char norm[ACCOUNTS_ADDRESS_SIZE];
-	assert(a->mode == ACCOUNTS_READ_WRITE);
-	*error_r = NULL;
-	enum accounts_result res = normalize_arg(a, address, norm, error_r);
-	if (res == ACCOUNTS_OK)
-		res = begin(a, true, error_r);
-	if (res != ACCOUNTS_OK)
-		return res;
-	sqlite3_bind_text(a->set_limits, 1, norm, -1, SQLITE_STATIC);
-	sqlite3_bind_text(a->set_limits, 2, messages_rate, -1, SQLITE_STATIC);
-	sqlite3_bind_text(a->set_limits, 3, recipients_rate, -1, SQLITE_STATIC);
-	res = step_done(a, a->set_limits, "changing the account's limits", error_r);
-	if (res == ACCOUNTS_OK && sqlite3_changes(a->db) == 0) {
-		*error_r = HANDLE_ERROR(a, "no such account: %s", norm);
-		res = ACCOUNTS_NOTFOUND;
-	}
-	return end(a, res, true, error_r);
+	return change_account(a, a->set_limits, address, messages_rate, recipients_rate,
+	                      "changing the account's limits", error_r);
 }
 
 enum accounts_result accounts_delete(struct accounts *a, const char *address, const char **error_r)
 {
-	char norm[ACCOUNTS_ADDRESS_SIZE];
-	assert(a->mode == ACCOUNTS_READ_WRITE);
-	*error_r = NULL;
-	enum accounts_result res = normalize_arg(a, address, norm, error_r);
-	if (res == ACCOUNTS_OK)
-		res = begin(a, true, error_r);
-	if (res != ACCOUNTS_OK)
-		return res;
-	sqlite3_bind_text(a->delete, 1, norm, -1, SQLITE_STATIC);
-	res = step_done(a, a->delete, "deleting the account", error_r);
-	if (res == ACCOUNTS_OK && sqlite3_changes(a->db) == 0) {
-		*error_r = HANDLE_ERROR(a, "no such account: %s", norm);
-		res = ACCOUNTS_NOTFOUND;
-	}
-	return end(a, res, true, error_r);
+	return change_account(a, a->delete, address, NULL, NULL, "deleting the account", error_r);
 }
 
 /* pattern_args - normalize the account and the pattern of allow/disallow. */

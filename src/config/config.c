@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/errlist.h"
 #include "lib/util.h"
 #include "smtp/smtp_addr.h"
 
@@ -116,27 +117,16 @@ struct loader {
 	/* the line of each key outside listeners, for errors that involve
 	 * several keys (0: not given) */
 	int key_line[ARRAY_SIZE(keys)];
-	char *errors;
-	size_t errors_len;
-	int n_errors;
+	struct errlist errs;
 };
 
 static void __attribute__((format(printf, 3, 4)))
 load_error(struct loader *ld, int line, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	errlist_addv(&ld->errs, ld->name, line, fmt, ap);
 	va_end(ap);
-	char *entry = line > 0 ? xasprintf("%s:%d: %s\n", ld->name, line, msg)
-	                       : xasprintf("%s: %s\n", ld->name, msg);
-	size_t n = strlen(entry);
-	ld->errors = xrealloc(ld->errors, ld->errors_len + n + 1);
-	memcpy(ld->errors + ld->errors_len, entry, n + 1);
-	ld->errors_len += n;
-	ld->n_errors++;
-	free(entry);
 }
 
 /* ---- value parsers ------------------------------------------------------ */
@@ -950,22 +940,22 @@ static struct config *config_parse(struct loader *ld, char **errors_r)
 	config_defaults(ld->c);
 	ld->section = SEC_NONE;
 	int r = ini_parse_stream(read_line, ld, config_handler, ld);
-	if (r > 0 && ld->n_errors == 0)
+	if (r > 0 && ld->errs.count == 0)
 		load_error(ld, r, "syntax error");
-	else if (r < 0 && ld->n_errors == 0)
+	else if (r < 0 && ld->errs.count == 0)
 		load_error(ld, 0, "could not be parsed");
 	/* Rules that relate several keys are checked once every line is valid:
 	 * a value that failed to parse would leave its default in place and
 	 * make them report problems the file does not have. */
-	if (ld->n_errors == 0)
+	if (ld->errs.count == 0)
 		config_check(ld);
 	ld->c->certificate_line = key_line_of(ld, "certificate");
-	if (ld->n_errors > 0) {
+	if (ld->errs.count > 0) {
 		config_unref(&ld->c);
-		*errors_r = ld->errors;
+		*errors_r = errlist_take(&ld->errs);
 		return NULL;
 	}
-	free(ld->errors);
+	free(errlist_take(&ld->errs));
 	*errors_r = NULL;
 	return ld->c;
 }

@@ -44,4 +44,8 @@ int64_t mono_ms(void);
 /* fsync_dir - make the directory entry changes under path durable. */
 int fsync_dir(const char *path);
 
+/* write_all - write(2) all of data to fd, retrying after EINTR and short
+ * writes. Returns 0, or -1 with errno. */
+int write_all(int fd, const void *data, size_t len);
+
 #endif

@@ -342,23 +342,6 @@ enum queue_view_result queue_view_get(struct queue_view *v, const char *qid,
 	return res;
 }
 
-/* write_all - write(2) until done; -1 with errno on failure. */
-static int write_all(int fd, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* view_copy_blob - body row `rowid` to fd in SPOOL_CHUNK pieces. */
 static enum queue_view_result view_copy_blob(struct queue_view *v, sqlite3_int64 rowid, int fd,
                                              const char **error_r)

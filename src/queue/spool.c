@@ -292,23 +292,6 @@ size_t spool_msg_rcpt_count(const struct spool_msg *m)
 	return m->rcpt_count;
 }
 
-/* write_all - write(2) until done; -1 with errno on failure. */
-static int write_all(int fd, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* spill_flush - write the buffered tail of a spilled body to its file. */
 static int spill_flush(struct spool_msg *m)
 {

@@ -16,6 +16,7 @@
 
 #include "config/config.h"
 #include "lib/limits.h"
+#include "lib/errlist.h"
 #include "lib/util.h"
 #include "smtp/smtp_addr.h"
 #include "smtp/smtp_sasl.h"
@@ -50,28 +51,17 @@ struct loader {
 	struct client_account *account; /* the current section, NULL outside */
 	bool bad_section;               /* problems in it were reported already */
 	int key_line[K_COUNT];          /* where each key of the section was set */
-	char *errors;
-	size_t errors_len;
-	int nerrors;
+	struct errlist errs;
 };
 
 static void load_error(struct loader *ld, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void load_error(struct loader *ld, int line, const char *fmt, ...)
 {
-	char msg[600];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	errlist_addv(&ld->errs, ld->name, line, fmt, ap);
 	va_end(ap);
-	char *entry = line > 0 ? xasprintf("%s:%d: %s\n", ld->name, line, msg)
-	                       : xasprintf("%s: %s\n", ld->name, msg);
-	size_t n = strlen(entry);
-	ld->errors = xrealloc(ld->errors, ld->errors_len + n + 1);
-	memcpy(ld->errors + ld->errors_len, entry, n + 1);
-	ld->errors_len += n;
-	ld->nerrors++;
-	free(entry);
 }
 
 char *client_config_path(const char *option)
@@ -452,17 +442,17 @@ static int parse(struct loader *ld, struct client_config **config_r, char **erro
 	ld->c->path = xstrdup(ld->name);
 	int r = ini_parse_stream(read_line, ld, on_key, ld);
 	end_section(ld);
-	if (r != 0 && ld->nerrors == 0)
+	if (r != 0 && ld->errs.count == 0)
 		load_error(ld, r > 0 ? r : 0, "syntax error");
-	if (ld->nerrors == 0 && ld->c->naccounts == 0)
+	if (ld->errs.count == 0 && ld->c->naccounts == 0)
 		load_error(ld, 0, "no [account NAME] section: detour does not know a relay");
-	if (ld->nerrors > 0) {
+	if (ld->errs.count > 0) {
 		client_config_free(&ld->c);
-		*errors_r = ld->errors;
+		*errors_r = errlist_take(&ld->errs);
 		*config_r = NULL;
 		return -1;
 	}
-	free(ld->errors);
+	free(errlist_take(&ld->errs));
 	*errors_r = NULL;
 	*config_r = ld->c;
 	return 0;

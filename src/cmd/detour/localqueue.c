@@ -81,20 +81,6 @@ int localqueue_parse(const char *data, size_t len, struct localqueue_entry *e)
 	return -1;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* new_id - "SECONDS-NANOS-PID-RANDOM": sorts by age, unique. */
 static char *new_id(void)
 {

@@ -223,21 +223,6 @@ static int read_password(const char *address, char *pw)
 	return 0;
 }
 
-/* write_all - the whole buffer to fd, or -1 with errno. */
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* print_password - the one line that shows a password. Written with one
  * write(2) from a buffer that is wiped afterwards, so no stdio buffer
  * holds it longer than needed. */
