@@ -26,8 +26,11 @@
 #define DELIVERY_DEST_CONCURRENCY 20
 /* Outbound connections in all. */
 #define DELIVERY_CONNECTIONS_MAX 200
-/* Messages claimed from the queue and not yet finished. */
-#define DELIVERY_INFLIGHT_MAX 2000
+/* Messages claimed from the queue and not yet finished. With bodies up to
+ * SPOOL_WORK_INMEM_MAX held in memory, this bounds delivery's memory for
+ * bodies to 500 x 64 KiB = 32 MiB; more than the connections can carry at
+ * once (DELIVERY_CONNECTIONS_MAX), so fetching still runs ahead. */
+#define DELIVERY_INFLIGHT_MAX 500
 /* An idle connection waits this long for another message before QUIT. */
 #define DELIVERY_IDLE_MS 2000
 /* A destination's route is reused for this long (DNS answers are cached

@@ -137,7 +137,7 @@ void spool_op(struct spool *sp, enum spool_op op, const char *qid, spool_op_cb *
 
 /* Bodies up to this size come back with the fetch; larger ones are read in
  * pieces with spool_read_body while they are sent. */
-#define SPOOL_WORK_INMEM_MAX (128 * 1024)
+#define SPOOL_WORK_INMEM_MAX (64 * 1024)
 /* Messages one fetch returns at most. */
 #define SPOOL_FETCH_MAX 256
 
