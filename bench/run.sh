@@ -17,7 +17,12 @@
 # Knobs (environment): REPS (3), SECS (2), SESSIONS ("1 20 100"),
 # SIZES ("4096 102400"), IDLE_CONNS (1000), QUICK, PEERS ("postfix detourd"),
 # OUT (bench/results/<time>), BENCH_WORK (the work folder's parent, /var/tmp),
-# KEEP_WORK=1 (keep the work folder: queues, logs), DETOURD (build/detourd).
+# KEEP_WORK=1 (keep the work folder: queues, logs), DETOURD (build/detourd),
+# PAUSE_DELIVERY=1 (detourd accepts only), RATIOS ("detourd/postfix
+# detourd/sink"), EXTRA_DETOURDS: more detourd columns, measured in the same
+# interleaved rounds, "NAME=BINARY[,pause] ..." - e.g. a build from another
+# commit, or the same build with delivery paused:
+#   EXTRA_DETOURDS="base=/tmp/old/build/detourd acceptonly=build/detourd,pause"
 set -eu
 
 BENCH=$(cd "$(dirname "$0")" && pwd)
@@ -75,13 +80,36 @@ if command -v git >/dev/null && git -C "$REPO" rev-parse --verify -q HEAD >/dev/
 		rev="$rev+uncommitted-src-changes"
 fi
 cmd=""
-for v in REPS SECS SESSIONS SIZES IDLE_CONNS QUICK PEERS; do
+for v in REPS SECS SESSIONS SIZES IDLE_CONNS QUICK PEERS PAUSE_DELIVERY EXTRA_DETOURDS; do
 	[ -z "${!v:-}" ] || cmd="$cmd$v=\"${!v}\" "
 done
 [ "$DETOURD" -ef "$REPO/build/detourd" ] && what="detourd $rev" ||
 	what="detourd $DETOURD (not this tree's build/detourd; tree at $rev)"
-export SMTPBENCH_NOTE="$what, $("$DETOURD" -V 2>&1 | head -1), postfix $(postconf -dh mail_version 2>/dev/null || echo '?'); command: ${cmd}bench/run.sh"
+version=$("$DETOURD" -V 2>&1 | head -1)
+pfversion=$(postconf -dh mail_version 2>/dev/null || echo '?')
+SMTPBENCH_NOTE="$what, $version, postfix $pfversion; command: ${cmd}bench/run.sh"
+export SMTPBENCH_NOTE
 export PEERS=${PEERS:-postfix detourd}
+port=2511
+for spec in ${EXTRA_DETOURDS:-}; do
+	name=${spec%%=*} rest=${spec#*=}
+	bin=${rest%%,*} opt=""
+	[ "$rest" = "$bin" ] || opt=${rest#*,}
+	case $name in "" | *[!a-z0-9-]* | sink | postfix | detourd)
+		echo "bench/run.sh: bad EXTRA_DETOURDS name '$name'" >&2; exit 2 ;;
+	esac
+	bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+	[ -x "$bin" ] || { echo "bench/run.sh: $bin is not executable" >&2; exit 2; }
+	cp -r "$WORK/peer-bench/detourd" "$WORK/peer-bench/$name"
+	{
+		echo "PORT=$port"
+		echo "DETOURD='$bin'"
+		echo "DETOURCTL='$(dirname "$bin")/detourctl'"
+		if [ "$opt" = pause ]; then echo "PAUSE_DELIVERY=1"; else echo "PAUSE_DELIVERY="; fi
+	} > "$WORK/peer-bench/$name/peer.env"
+	PEERS="$PEERS $name" port=$((port + 1))
+	SMTPBENCH_NOTE="$SMTPBENCH_NOTE; $name: $bin${opt:+ ($opt)}"
+done
 export RATIOS=${RATIOS:-detourd/postfix detourd/sink}
 
 echo "bench/run.sh: work folder $WORK ($fstype), results in $OUT" >&2

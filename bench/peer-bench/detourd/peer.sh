@@ -5,7 +5,8 @@
 #
 # usage: peer.sh setup|start|stop|purge|queue|accepted|port
 #   DETOURD, DETOURCTL: the binaries (bench/run.sh sets them to build/...);
-#   DETOUR_MKCONF: the configuration generator (bench/mkconf.sh).
+#   DETOUR_MKCONF: the configuration generator (bench/mkconf.sh);
+#   PAUSE_DELIVERY=1: accept only (`[delivery] pause = yes`).
 #
 # purge: detourd keeps every message it accepted until it has delivered it,
 # and a purge must not race the writer thread, so purge stops detourd, starts
@@ -15,6 +16,10 @@
 # run stays bounded by one run's messages.
 set -e
 HERE=$(cd "$(dirname "$0")" && pwd); . "$HERE/../lib/common.sh"
+# A copy of this folder under another name is another detourd column
+# (bench/run.sh EXTRA_DETOURDS): its peer.env sets PORT, DETOURD, DETOURCTL
+# and PAUSE_DELIVERY.
+[ -f "$HERE/peer.env" ] && . "$HERE/peer.env"
 PORT=${PORT:-2510}
 CONF=$HERE/conf/detour.conf
 DETOURD=${DETOURD:-detourd} DETOURCTL=${DETOURCTL:-detourctl}
@@ -28,7 +33,8 @@ status_field() {  # status_field NAME: one number from `detourctl status`
 case "$1" in
 setup)
     rm -rf "$HERE/conf" "$HERE/log" "$HERE/run"; mkdir -p "$HERE/log" "$HERE/run"
-    PORT=$PORT SINK_PORT=$SINK_PORT DETOURD=$DETOURD "$MKCONF" "$HERE/conf" >/dev/null
+    PORT=$PORT SINK_PORT=$SINK_PORT DETOURD=$DETOURD PAUSE_DELIVERY=${PAUSE_DELIVERY:-} \
+        "$MKCONF" "$HERE/conf" >/dev/null
     ;;
 start)
     [ -f "$CONF" ] || { echo "detourd: run peer.sh setup first" >&2; exit 1; }
@@ -48,7 +54,8 @@ stop)
     rm -f "$PIDFILE" ;;
 purge)
     "$0" stop
-    PORT=$PORT SINK_PORT=$SINK_PORT "$MKCONF" "$HERE/conf" >/dev/null   # empty state/
+    PORT=$PORT SINK_PORT=$SINK_PORT PAUSE_DELIVERY=${PAUSE_DELIVERY:-} \
+        "$MKCONF" "$HERE/conf" >/dev/null   # empty state/
     ( cg_enter "$(basename "$HERE")"; exec "$0" start ) ;;
 queue)    status_field queue_messages ;;
 accepted) status_field messages_accepted ;;
