@@ -202,7 +202,10 @@ struct spool_rcpt_update {
  * message is deleted. bounce, if not NULL, is a new message (a delivery
  * status notification built by the caller) inserted in the same
  * transaction, so a failure is recorded if and only if its bounce is
- * queued; the spool owns it from now on. cb runs once it is durable. An
+ * queued; the spool owns it from now on. cb runs once it is committed.
+ * Unlike a new message, a batch of updates is not fsynced at its commit:
+ * a crash may lose the latest results, and their recipients are then
+ * tried again (at least once; docs/queue.md, "Delivery results"). An
  * update with n == 0 only releases the claim.
  */
 void spool_update(struct spool *sp, const char *qid, const struct spool_rcpt_update *updates,

@@ -55,7 +55,8 @@ static const char schema_sql[] =
     " notify INTEGER NOT NULL DEFAULT 0,"
     " orcpt TEXT,"
     " state TEXT NOT NULL DEFAULT 'queued'"
-    "  CHECK (state IN ('queued', 'deferred', 'delivered', 'failed')),"
+    "  CHECK (state = 'queued' OR state = 'deferred' OR state = 'delivered'"
+    "   OR state = 'failed'),"
     " attempts INTEGER NOT NULL DEFAULT 0,"
     " next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
     " last_result TEXT,"
@@ -74,8 +75,10 @@ struct spool_writer {
 	sqlite3_stmt *fetch_due, *fetch_held, *fetch_message, *fetch_rcpts, *fetch_body;
 	sqlite3_stmt *update_rcpt, *count_pending, *flush_one, *flush_all;
 	struct claim *claims[SPOOL_CLAIM_BUCKETS]; /* messages out for delivery */
-	unsigned char *chunk; /* SPOOL_CHUNK bytes: spill file -> blob */
-	int wal_pages;        /* pages in the WAL after the last commit */
+	unsigned char *chunk;                      /* SPOOL_CHUNK bytes: spill file -> blob */
+	int wal_pages;                             /* pages in the WAL after the last commit */
+	bool sync_full;                            /* PRAGMA synchronous is FULL (else NORMAL) */
+	sqlite3_stmt *sync_set_full, *sync_set_normal;
 };
 
 /* What went wrong, kept long enough to classify and log it once. */
@@ -424,8 +427,8 @@ static struct spool_work *writer_load_work(struct spool_writer *w, const char *q
 		r->attempts = (unsigned)sqlite3_column_int(st, 4);
 		const unsigned char *state = sqlite3_column_text(st, 5);
 		r->state = state && strcmp((const char *)state, "deferred") == 0
-				   ? SPOOL_RCPT_DEFERRED
-				   : SPOOL_RCPT_QUEUED;
+		               ? SPOOL_RCPT_DEFERRED
+		               : SPOOL_RCPT_QUEUED;
 	}
 	sqlite3_reset(st);
 
@@ -642,9 +645,10 @@ static int writer_run_job(struct spool_writer *w, struct spool_job *job, struct 
 	}
 	int r = writer_step(w, w->savepoint, e, "savepoint");
 	if (r == 0) {
-		r = job->kind == SPOOL_JOB_COMMIT   ? writer_insert_message(w, (struct spool_msg *)job, e)
+		r = job->kind == SPOOL_JOB_COMMIT
+		        ? writer_insert_message(w, (struct spool_msg *)job, e)
 		    : job->kind == SPOOL_JOB_UPDATE ? writer_update(w, job, e)
-						    : writer_run_op(w, job, e);
+		                                    : writer_run_op(w, job, e);
 		if (r == 0)
 			r = writer_step(w, w->release, e, "release");
 		if (r == 0) {
@@ -662,12 +666,37 @@ static int writer_run_job(struct spool_writer *w, struct spool_job *job, struct 
 
 /* writer_batch - one transaction for up to SPOOL_BATCH_MAX jobs. On return
  * every job has its result and every spill file of the batch is gone. */
+/*
+ * writer_sync_for - how durable this batch's COMMIT must be. A batch that
+ * holds a new message (a session waits to say 250) or an operator's change
+ * is fsynced at COMMIT (synchronous=FULL). A batch of delivery results only
+ * is not (NORMAL): if the process or the machine stops before the WAL is
+ * next synced (at the next FULL commit or checkpoint), those results are
+ * lost and the recipients are simply tried again: a duplicate, never a
+ * loss. This halves the fsyncs per relayed message (docs/queue.md).
+ */
+static void writer_sync_for(struct spool_writer *w, struct spool_job **jobs, size_t n)
+{
+	bool full = false;
+	for (size_t i = 0; i < n && !full; i++)
+		full = jobs[i]->kind == SPOOL_JOB_COMMIT || jobs[i]->kind == SPOOL_JOB_OP;
+	if (full == w->sync_full)
+		return;
+	struct writer_err e;
+	if (writer_step(w, full ? w->sync_set_full : w->sync_set_normal, &e, "synchronous") == 0)
+		w->sync_full = full;
+	else
+		writer_log_err(&e, NULL, n);
+}
+
 static void writer_batch(struct spool_writer *w, struct spool_job **jobs, size_t n)
 {
 	struct spool *sp = w->sp;
 	int64_t start = mono_ms();
 	struct writer_err e;
 	bool committed = false;
+
+	writer_sync_for(w, jobs, n);
 
 	if (writer_step(w, w->begin, &e, "begin") < 0) {
 		for (size_t i = 0; i < n; i++)
@@ -725,8 +754,8 @@ out:
 		} else if (job->kind == SPOOL_JOB_FETCH) {
 			continue;
 		} else if (((job->kind == SPOOL_JOB_OP && job->op == SPOOL_OP_DELETE) ||
-			    (job->kind == SPOOL_JOB_UPDATE && job->deleted)) &&
-			   job->result == SPOOL_OK) {
+		            (job->kind == SPOOL_JOB_UPDATE && job->deleted)) &&
+		           job->result == SPOOL_OK) {
 			deleted++;
 		}
 		if (job->kind == SPOOL_JOB_UPDATE && job->bounce != NULL) {
@@ -1006,7 +1035,10 @@ struct spool_writer *writer_open(struct spool *sp, const char *db_path, uint64_t
 	*messages_r = (uint64_t)count;
 	qid_floor(max_id);
 
+	w->sync_full = true; /* set by the pragmas above */
 	if (writer_prepare(w, "BEGIN IMMEDIATE", &w->begin, err, errlen) < 0 ||
+	    writer_prepare(w, "PRAGMA synchronous=FULL", &w->sync_set_full, err, errlen) < 0 ||
+	    writer_prepare(w, "PRAGMA synchronous=NORMAL", &w->sync_set_normal, err, errlen) < 0 ||
 	    writer_prepare(w, "COMMIT", &w->commit, err, errlen) < 0 ||
 	    writer_prepare(w, "ROLLBACK", &w->rollback, err, errlen) < 0 ||
 	    writer_prepare(w, "SAVEPOINT item", &w->savepoint, err, errlen) < 0 ||
@@ -1074,13 +1106,13 @@ void writer_close(struct spool_writer **wp)
 	struct spool_writer *w = *wp;
 	if (w == NULL)
 		return;
-	sqlite3_stmt *stmts[] = {w->begin,          w->commit,      w->rollback,
-	                         w->savepoint,      w->release,     w->rollback_to,
-	                         w->insert_message, w->insert_body, w->insert_rcpt,
-	                         w->delete_message, w->set_held,    w->fetch_due,
-	                         w->fetch_held,     w->fetch_message, w->fetch_rcpts,
-	                         w->fetch_body,     w->update_rcpt, w->count_pending,
-	                         w->flush_one,      w->flush_all};
+	sqlite3_stmt *stmts[] = {
+	    w->begin,         w->commit,         w->rollback,       w->savepoint,
+	    w->release,       w->rollback_to,    w->insert_message, w->insert_body,
+	    w->insert_rcpt,   w->delete_message, w->set_held,       w->fetch_due,
+	    w->fetch_held,    w->fetch_message,  w->fetch_rcpts,    w->fetch_body,
+	    w->update_rcpt,   w->count_pending,  w->flush_one,      w->flush_all,
+	    w->sync_set_full, w->sync_set_normal};
 	for (size_t i = 0; i < ARRAY_SIZE(stmts); i++)
 		sqlite3_finalize(stmts[i]);
 	/* The last connection to close checkpoints the WAL and removes it. */
