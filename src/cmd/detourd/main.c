@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <malloc.h>
@@ -228,7 +227,9 @@ int main(int argc, char **argv)
 	}
 	if (pw != NULL && drop_privileges(pw) < 0)
 		return 1;
-	evthread_use_pthreads();
+	/* No evthread_use_pthreads(): only the loop thread calls libevent; the
+	 * spool's writer and the workers wake it through a pipe or eventfd it
+	 * watches, so libevent needs no locks. */
 	/* The changelist folds the add/remove of a socket's write event around
 	 * every reply into at most one epoll_ctl per loop iteration. */
 	struct event_config *ecfg = event_config_new();
