@@ -291,6 +291,12 @@ static void test_malformed_id_is_left_out(void **state)
 		 "'bad@example.org', 0), ('%.15sz', 2, 'bad2@example.org', 0)",
 		 q, q);
 	assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+	/* the same octets as a well-formed id, but stored as a BLOB */
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO message (id, arrival_ms, sender, size) VALUES (CAST('%.15s0' AS BLOB), "
+		 "3, 'blob@example.org', 0)",
+		 q);
+	assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(h);
 	struct queue_view *v = open_view(f);
 	const char *err = NULL;
