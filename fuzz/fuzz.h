@@ -12,11 +12,16 @@
 #ifndef DETOUR_FUZZ_H
 #define DETOUR_FUZZ_H
 
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -96,6 +101,83 @@ static inline char *fuzz_strndup(const void *p, size_t n)
 		memcpy(q, p, n);
 	q[n] = '\0';
 	return q;
+}
+
+/* fuzz_rmtree - remove path and everything under it; errors are ignored. */
+static inline void fuzz_rmtree(const char *path)
+{
+	DIR *d = opendir(path);
+	if (d != NULL) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+				continue;
+			size_t n = strlen(path) + strlen(e->d_name) + 2;
+			char *sub = malloc(n);
+			if (sub == NULL)
+				abort();
+			snprintf(sub, n, "%s/%s", path, e->d_name);
+			struct stat st;
+			if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+				fuzz_rmtree(sub);
+			else
+				unlink(sub);
+			free(sub);
+		}
+		closedir(d);
+	}
+	rmdir(path);
+}
+
+/*
+ * fuzz_tmpdir - a new directory for a driver's files, on tmpfs when there
+ * is one: $TMPDIR, else /dev/shm, else /tmp, named detour-fuzz-NAME.PID.
+ * A crash ends the process without atexit handlers, so directories of the
+ * same NAME whose process is gone are removed first. Returns a malloc'ed
+ * path; the caller removes it with fuzz_rmtree at exit.
+ */
+static inline char *fuzz_tmpdir(const char *name)
+{
+	const char *base = getenv("TMPDIR");
+	if (base == NULL || *base == '\0')
+		base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	char prefix[64];
+	snprintf(prefix, sizeof(prefix), "detour-fuzz-%s.", name);
+	size_t plen = strlen(prefix);
+
+	DIR *d = opendir(base);
+	if (d != NULL) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			if (strncmp(e->d_name, prefix, plen) != 0)
+				continue;
+			char *end;
+			long pid = strtol(e->d_name + plen, &end, 10);
+			if (*end != '\0' || pid <= 0 || pid == (long)getpid() ||
+			    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+				continue;
+			size_t n = strlen(base) + strlen(e->d_name) + 2;
+			char *old = malloc(n);
+			if (old == NULL)
+				abort();
+			snprintf(old, n, "%s/%s", base, e->d_name);
+			fuzz_rmtree(old);
+			free(old);
+		}
+		closedir(d);
+	}
+
+	size_t n = strlen(base) + plen + 24;
+	char *dir = malloc(n);
+	if (dir == NULL)
+		abort();
+	snprintf(dir, n, "%s/%s%ld", base, prefix, (long)getpid());
+	fuzz_rmtree(dir);
+	if (mkdir(dir, 0700) < 0) {
+		fprintf(stderr, "fuzz: cannot create %s: %s\n", dir, strerror(errno));
+		exit(1);
+	}
+	return dir;
 }
 
 #endif

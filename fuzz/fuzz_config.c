@@ -56,22 +56,14 @@ static char *file_dir;
 
 static void cleanup(void)
 {
-	unlink(file_path);
-	rmdir(file_dir);
+	fuzz_rmtree(file_dir);
 }
 
 /* The file is rewritten for every input: on tmpfs (/dev/shm) that costs
  * nothing, on a disk with online discard it costs milliseconds. */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *tmp = getenv("TMPDIR");
-	if (tmp == NULL || *tmp == '\0')
-		tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-	file_dir = xasprintf("%s/detour-fuzz-config.XXXXXX", tmp);
-	if (mkdtemp(file_dir) == NULL) {
-		perror("fuzz_config: mkdtemp");
-		exit(1);
-	}
+	file_dir = fuzz_tmpdir("config");
 	file_path = xasprintf("%s/" NAME, file_dir);
 	atexit(cleanup);
 	return 0;

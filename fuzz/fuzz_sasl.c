@@ -13,7 +13,8 @@
  *   - PLAIN: on OK the user and password are non-empty, within their
  *     limits, without NUL, CR or LF, and the response was exactly
  *     base64("\0user\0password") or base64("user\0user\0password"): no
- *     other authorization identity gets through;
+ *     other authorization identity gets through; AUTHZID only for a
+ *     well-formed response whose identity is another user's;
  *   - LOGIN: on OK the value is non-empty, fits, has no NUL, CR or LF, and
  *     re-encodes to the input;
  *   - "*" cancels, and every result is one of the four defined.
@@ -84,8 +85,29 @@ static void check_plain(const char *s, size_t len)
 	struct sasl_credentials *cred = malloc(sizeof(*cred));
 	enum sasl_result r = sasl_plain_decode(s, len, cred);
 
-	FUZZ_CHECK(r <= SASL_CANCELLED, "result %d", (int)r);
+	FUZZ_CHECK(r <= SASL_AUTHZID, "result %d", (int)r);
 	FUZZ_CHECK((r == SASL_CANCELLED) == (len == 1 && s[0] == '*'), "cancel is \"*\" only");
+	if (r == SASL_AUTHZID) {
+		/* Well formed, with an authorization identity that is not
+		 * the user: "authzid NUL user NUL password". */
+		size_t room = len / 4 * 3;
+		char *raw = malloc(room ? room : 1);
+		long n = base64_decode(s, len, (unsigned char *)raw, room);
+		FUZZ_CHECK(n > 0, "AUTHZID for base64 that does not decode");
+		char *nul1 = memchr(raw, '\0', (size_t)n);
+		char *nul2 = nul1 ? memchr(nul1 + 1, '\0', (size_t)(raw + n - nul1 - 1)) : NULL;
+		FUZZ_CHECK(nul2 != NULL, "AUTHZID without two NULs");
+		size_t zl = (size_t)(nul1 - raw), ul = (size_t)(nul2 - nul1 - 1);
+		size_t pl = (size_t)(raw + n - nul2 - 1);
+		FUZZ_CHECK(zl > 0 && ul > 0 && ul <= SASL_USER_MAX && pl > 0 &&
+		               pl <= SASL_PASSWORD_MAX && clean(raw, zl) && clean(nul1 + 1, ul) &&
+		               clean(nul2 + 1, pl),
+		           "AUTHZID for a malformed response");
+		FUZZ_CHECK(zl != ul || memcmp(raw, nul1 + 1, ul) != 0,
+		           "AUTHZID although the identity is the user");
+		explicit_bzero(raw, room ? room : 1);
+		free(raw);
+	}
 	if (r == SASL_OK) {
 		size_t ul = strnlen(cred->user, sizeof(cred->user));
 		size_t pl = strnlen(cred->password, sizeof(cred->password));
@@ -123,7 +145,7 @@ static void check_login(const char *s, size_t len, size_t size)
 	char *out = malloc(size ? size : 1);
 	enum sasl_result r = sasl_login_decode(s, len, out, size);
 
-	FUZZ_CHECK(r <= SASL_CANCELLED, "result %d", (int)r);
+	FUZZ_CHECK(r <= SASL_CANCELLED, "LOGIN result %d", (int)r);
 	if (r == SASL_OK) {
 		size_t n = strnlen(out, size);
 		FUZZ_CHECK(n > 0 && n < size && clean(out, n), "LOGIN value of %zu in %zu", n,

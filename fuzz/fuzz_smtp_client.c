@@ -14,11 +14,14 @@
  *           bit 6 null reverse-path, bit 7 an unsendable reverse-path;
  *   byte 2: bits 0-2 recipients - 1, bits 3-7 which of the sample
  *           recipients (with NOTIFY, ORCPT, unsendable ones) they are;
- *   byte 3: reserved.
+ *   byte 3: bit 0 the body is sent only at FF 'D', bit 1 the driver stays
+ *           idle until FF 'M' (so that server bytes and events can arrive
+ *           while the body is being sent or the client is idle).
  *   Script: server bytes, with 0xFF as an escape: FF FF a 0xFF byte,
  *   FF 'L' connection lost, FF 'T' timeout, FF 'S' TLS handshake done,
  *   FF 'F' handshake failed (S and F only count while the client wants
- *   TLS), FF '|' hand the bytes so far to the client now (a read boundary).
+ *   TLS), FF 'D' the body is sent, FF 'M' send the next message (or QUIT),
+ *   FF '|' hand the bytes so far to the client now (a read boundary).
  * With FUZZ_TRACE=1 in the environment the dialogue is printed to stderr
  * (C: what the client sent, S: what it was fed, E: events and wants).
  * The driver behaves as delivery does: it drains the output after every
@@ -91,6 +94,8 @@ struct drv {
 	bool ended;     /* DONE or FAILED was seen */
 	bool quit_sent;
 	int messages_left;
+	bool hold_body, hold_idle; /* wait for FF 'D' / FF 'M' */
+	bool go_body, go_idle;     /* ... which came */
 	const struct smtp_client_message *msg;
 	struct smtp_client_result *results;
 	bool in_message;
@@ -261,6 +266,9 @@ static void settle(struct drv *d)
 		switch (w) {
 		case SMTP_CLIENT_WANT_MESSAGE:
 			message_over(d);
+			if (d->hold_idle && !d->go_idle)
+				return;
+			d->go_idle = false;
 			if (d->messages_left > 0) {
 				d->messages_left--;
 				d->in_message = true;
@@ -274,6 +282,9 @@ static void settle(struct drv *d)
 			}
 			continue;
 		case SMTP_CLIENT_WANT_BODY: {
+			if (d->hold_body && !d->go_body)
+				return;
+			d->go_body = false;
 			/* The caller streams the body itself. */
 			struct smtp_dotstuff ds;
 			char buf[64];
@@ -349,6 +360,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .tls = cfg.implicit_tls,
 	    .messages_left = (h0 & 0x20) ? 2 : 1,
 	    .bytewise = (h0 & 0x10) != 0,
+	    .hold_body = (data[3] & 1) != 0,
+	    .hold_idle = (data[3] & 2) != 0,
 	    .tls_policy = cfg.tls,
 	    .has_auth = cfg.auth_user != NULL,
 	};
@@ -376,6 +389,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .envid = (h1 & 0x10) ? "env+id=with\x01odd\xff octets" : NULL,
 	};
 	struct smtp_client_result results[8];
+	memset(results, 0, sizeof(results));
 	d.msg = &msg;
 	d.results = results;
 
@@ -421,6 +435,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			drain(&d, "tls_done");
 			settle(&d);
 			break;
+		case 'D':
+			d.go_body = w == SMTP_CLIENT_WANT_BODY;
+			settle(&d);
+			break;
+		case 'M':
+			d.go_idle = w == SMTP_CLIENT_WANT_MESSAGE;
+			settle(&d);
+			break;
 		default:
 			break;
 		}
@@ -428,7 +450,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	feed(&d, pending, np);
 	free(pending);
 
-	/* The server goes away: whatever the state, the client ends. */
+	/* The server goes away: whatever the state, the client ends. A body
+	 * or an idle wait that was held stays so: the loss comes first. */
 	smtp_client_event(d.c, SMTP_CLIENT_EV_LOST);
 	drain(&d, "lost");
 	settle(&d);

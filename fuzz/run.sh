@@ -4,7 +4,9 @@
 #
 #   fuzz/run.sh BUILD_DIR [TARGET...]
 #
-# BUILD_DIR holds the targets (build/fuzz). Each target NAME runs for
+# BUILD_DIR holds the targets (build/fuzz). Each reproducer
+# fuzz/crashes/NAME-*.bin is replayed first: a known bug that is not fixed
+# yet fails the run whatever the fuzzing finds. Then each target NAME runs for
 # FUZZ_SECONDS (default 30) on BUILD_DIR/corpus/NAME, a writable copy of
 # fuzz/corpus/NAME (the repository's seeds are never modified; new inputs
 # found stay in the copy for the next run), with fuzz/dict/NAME.dict if
@@ -38,6 +40,13 @@ for name in "$@"; do
 	if [ -d "$here/corpus/$name" ]; then
 		cp -p "$here/corpus/$name"/* "$corpus"/ 2>/dev/null || true
 	fi
+	for repro in "$here/crashes/$name"-*.bin; do
+		[ -f "$repro" ] || continue
+		if ! "$bin" "$repro" >"$build/logs/$name.repro.log" 2>&1; then
+			echo "fuzz: $name: known reproducer crashes/$(basename "$repro") still fails"
+			failed="$failed $name"
+		fi
+	done
 	dict=$here/dict/$name.dict
 	[ -f "$dict" ] || dict=$here/dict/smtp.dict
 	log=$build/logs/$name.log
@@ -60,7 +69,8 @@ for name in "$@"; do
 done
 
 if [ -n "$failed" ]; then
-	echo "fuzz: failed:$failed"
+	# shellcheck disable=SC2086 # one name per line, then unique
+	echo "fuzz: failed:$(printf '%s\n' $failed | sort -u | tr '\n' ' ')"
 	exit 1
 fi
 echo "fuzz: all targets passed"

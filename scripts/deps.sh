@@ -5,6 +5,7 @@
 #   scripts/deps.sh test           build + everything `make test` uses
 #   scripts/deps.sh bench          build + the benchmark's peers (Postfix)
 #   scripts/deps.sh run            build + openssl and swaks for `make run`
+#   scripts/deps.sh fuzz           build + clang, libFuzzer and llvm tools for `make fuzz`
 #
 # Postfix is installed for its smtp-source and smtp-sink tools only. Its
 # package would start a Postfix on port 25; a policy-rc.d that exits 101
@@ -18,6 +19,7 @@ test="libcmocka-dev python3 python3-pytest python3-aiosmtpd python3-dnslib
       openssl sqlite3 postfix iproute2 procps iptables nmap util-linux"
 bench="postfix python3 strace util-linux iproute2 procps"
 run="openssl swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl"
+fuzz="clang libclang-rt-14-dev llvm-14"
 
 want=$build
 for group in "$@"; do
@@ -26,7 +28,8 @@ for group in "$@"; do
 	test) want="$want $test" ;;
 	bench) want="$want $bench" ;;
 	run) want="$want $run" ;;
-	*) echo "deps.sh: unknown group '$group' (build, test, bench, run)" >&2; exit 2 ;;
+	fuzz) want="$want $fuzz" ;;
+	*) echo "deps.sh: unknown group '$group' (build, test, bench, run, fuzz)" >&2; exit 2 ;;
 	esac
 done
 

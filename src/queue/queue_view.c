@@ -290,9 +290,8 @@ enum queue_view_result queue_view_foreach(struct queue_view *v, queue_view_msg_c
 	while ((rc = sqlite3_step(v->list)) == SQLITE_ROW) {
 		/* A row whose id is not a queue id (a damaged file) would be
 		 * listed, shown and deleted under the id it was cut to: leave
-		 * it out. The writer never stores one. */
-		/* (A BLOB id is no queue id either: it never equals the TEXT
-		 * that get, cat and delete look up.) */
+		 * it out. The writer never stores one. Nor is a BLOB id one:
+		 * it never equals the TEXT that get, cat and delete look up. */
 		if (sqlite3_column_type(v->list, 0) != SQLITE_TEXT)
 			continue;
 		const unsigned char *id = sqlite3_column_text(v->list, 0);
