@@ -76,6 +76,7 @@ static const struct key_def keys[] = {
     {SEC_DELIVERY, "smarthost_ca_file", KEY_PATH, C(smarthost_ca_file), 0, 0},
     {SEC_DELIVERY, "retry", KEY_RETRY, 0, 0, 0},
     {SEC_DELIVERY, "max_age", KEY_DURATION, C(max_age), 60, 365 * 86400},
+    {SEC_DELIVERY, "delay_warning", KEY_DURATION, C(delay_warning), 0, 365 * 86400},
     {SEC_DELIVERY, "allow_loopback_mx", KEY_BOOL, C(allow_loopback_mx), 0, 0},
     {SEC_DELIVERY, "pause", KEY_BOOL, C(pause), 0, 0},
     {SEC_DELIVERY, "connect_timeout", KEY_DURATION, C(connect_timeout), 1, 3600},

@@ -96,6 +96,9 @@ struct config {
 	unsigned *retry; /* seconds; the last one repeats */
 	size_t n_retry;
 	unsigned max_age; /* seconds */
+	/* seconds in the queue before a sender hears that a recipient is still
+	 * being retried (one RFC 3464 "delayed" notice); 0: never */
+	unsigned delay_warning;
 	bool allow_loopback_mx;
 	bool pause;               /* accept and queue, but deliver nothing until resumed */
 	unsigned connect_timeout; /* seconds to establish an outbound connection */

@@ -240,16 +240,28 @@ int bounce_compose(const struct bounce_info *bi, bounce_put_fn *put, void *put_a
 			rfc5322_date(r->last_attempt, last, sizeof(last));
 			outf(&o, "Last-Attempt-Date: %s\r\n", last);
 		}
+		/* RFC 3464 2.3.8: only for "delayed". */
+		if (r->kind == BOUNCE_DELAYED && r->will_retry_until != 0) {
+			rfc5322_date(r->will_retry_until, last, sizeof(last));
+			outf(&o, "Will-Retry-Until: %s\r\n", last);
+		}
 	}
 	outf(&o, "\r\n");
 
 	/* The original (RFC 3462 / RFC 6532 for UTF-8 messages). */
-	bool headers_only = bi->ret == SMTP_RET_HDRS || bi->original_size > BOUNCE_FULL_MAX;
+	/* A delay warning carries the headers only, as Postfix's does: the
+	 * message is still on its way, the sender needs to recognise it, not
+	 * to get it back. */
+	bool headers_only = bi->ret == SMTP_RET_HDRS || bi->original_size > BOUNCE_FULL_MAX ||
+	                    bi->kind == BOUNCE_DELAYED;
 	const char *type = headers_only
 	                       ? (bi->smtputf8 ? "message/global-headers" : "text/rfc822-headers")
 	                       : (bi->smtputf8 ? "message/global" : "message/rfc822");
 	outf(&o, "--%s\r\nContent-Description: %s\r\nContent-Type: %s\r\n\r\n", boundary,
-	     headers_only ? "Undelivered Message Headers" : "Undelivered Message", type);
+	     bi->kind == BOUNCE_DELAYED ? "Delayed Message Headers"
+	     : headers_only             ? "Undelivered Message Headers"
+	                                : "Undelivered Message",
+	     type);
 	if (copy_original(&o, headers_only, read, read_arg) < 0)
 		return -1;
 	outf(&o, "\r\n--%s--\r\n", boundary);

@@ -43,6 +43,7 @@ struct bounce_rcpt {
 	const char *diagnostic; /* the remote's reply ("550 5.1.1 No such user") or our reason */
 	bool diagnostic_smtp;   /* diagnostic is an SMTP reply (else our own text) */
 	time_t last_attempt;
+	time_t will_retry_until; /* a delayed recipient's give-up time, or 0 */
 };
 
 struct bounce_info {

@@ -377,8 +377,9 @@ static const char *enhanced_or(const struct smtp_client_result *r, const char *f
 }
 
 /* make_bounce - the notification for the recipients that need one, or
- * NULL. kinds[i] is BOUNCE_FAILED / BOUNCE_RELAYED, or -1 for none. */
-static struct spool_msg *make_bounce(struct dlv_msg *m, const int *kinds)
+ * NULL. kinds[i] is BOUNCE_FAILED / BOUNCE_DELAYED / BOUNCE_RELAYED, or -1
+ * for none; retry_until[i] is when a delayed recipient will be given up. */
+static struct spool_msg *make_bounce(struct dlv_msg *m, const int *kinds, const time_t *retry_until)
 {
 	struct delivery *d = m->d;
 	struct spool_work *w = m->work;
@@ -394,11 +395,17 @@ static struct spool_msg *make_bounce(struct dlv_msg *m, const int *kinds)
 		const struct smtp_client_result *r = &m->results[i];
 		struct bounce_rcpt *b = &br[n++];
 		b->kind = (enum bounce_kind)kinds[i];
-		if (b->kind == BOUNCE_FAILED)
-			worst = BOUNCE_FAILED;
+		/* The report is about the worst news: failed, then delayed. */
+		if (b->kind == BOUNCE_FAILED ||
+		    (b->kind == BOUNCE_DELAYED && worst == BOUNCE_RELAYED))
+			worst = b->kind;
 		b->address = w->rcpts[i].address;
 		b->orcpt = w->rcpts[i].orcpt;
-		b->status = b->kind == BOUNCE_RELAYED ? "2.0.0" : enhanced_or(r, "5.0.0");
+		b->status = b->kind == BOUNCE_RELAYED   ? "2.0.0"
+		            : b->kind == BOUNCE_DELAYED ? enhanced_or(r, "4.0.0")
+		                                        : enhanced_or(r, "5.0.0");
+		if (b->kind == BOUNCE_DELAYED)
+			b->will_retry_until = retry_until[i];
 		/* RFC 3464 2.3.5: a DNS name, so "host[address]:port" is cut. */
 		str_copy(mta[i], m->info[i].relay, sizeof(mta[i]));
 		mta[i][strcspn(mta[i], "[")] = '\0';
@@ -446,6 +453,17 @@ static struct spool_msg *make_bounce(struct dlv_msg *m, const int *kinds)
 	return bounce;
 }
 
+/* delay_warning_due - should the sender now hear that this deferred
+ * recipient is still being retried? Once, after [delivery] delay_warning in
+ * the queue, if its NOTIFY asks for (or leaves room for) DELAY. */
+static bool delay_warning_due(const struct config *cfg, const struct spool_work *w,
+                              const struct spool_work_rcpt *rc, int64_t now)
+{
+	return cfg->delay_warning > 0 && !rc->warned &&
+	       now - w->arrival_ms >= (int64_t)cfg->delay_warning * 1000 &&
+	       bounce_wanted(rc->notify, BOUNCE_DELAYED);
+}
+
 static void update_done(void *arg, enum spool_result result)
 {
 	struct dlv_msg *m = arg;
@@ -467,6 +485,7 @@ static void msg_finish(struct dlv_msg *m)
 	int64_t now = now_ms();
 	struct spool_rcpt_update *u = xcalloc(w->n_rcpts, sizeof(*u));
 	int *kinds = xcalloc(w->n_rcpts, sizeof(*kinds));
+	time_t *retry_until = xcalloc(w->n_rcpts, sizeof(*retry_until));
 	char(*last)[SMTP_REPLYLINE_MAX + 16] = xcalloc(w->n_rcpts, sizeof(*last));
 	bool any_bounce = false;
 
@@ -508,6 +527,14 @@ static void msg_finish(struct dlv_msg *m)
 				u[i].next_attempt_ms = next;
 				outcome = "deferred";
 				d->stats.deferred++;
+				if (delay_warning_due(cfg, w, rc, now)) {
+					/* Once per recipient: recorded in the same
+					 * transaction that queues the notice. */
+					u[i].warned = true;
+					kinds[i] = BOUNCE_DELAYED;
+					retry_until[i] =
+					    (time_t)((w->arrival_ms / 1000) + cfg->max_age);
+				}
 			} else {
 				/* Given up: the last temporary error is what the
 				 * sender is told, with the fact that time ran out. */
@@ -553,7 +580,7 @@ static void msg_finish(struct dlv_msg *m)
 			log_event(LOG_LEVEL_INFO, "delivery.bounce_dropped",
 			          "qid=%s reason=null-sender", w->qid);
 		} else {
-			bounce = make_bounce(m, kinds);
+			bounce = make_bounce(m, kinds, retry_until);
 			if (bounce != NULL) {
 				d->stats.bounces++;
 				log_event(LOG_LEVEL_INFO, "delivery.bounce", "qid=%s bounce_qid=%s",
@@ -564,6 +591,7 @@ static void msg_finish(struct dlv_msg *m)
 	spool_update(d->spool, w->qid, u, w->n_rcpts, bounce, update_done, m);
 	free(u);
 	free(kinds);
+	free(retry_until);
 	free(last);
 }
 

@@ -198,7 +198,9 @@ static int view_check_schema(struct queue_view *v, const char *path)
 	} else if (app_id != SPOOL_APPLICATION_ID) {
 		snprintf(open_error, sizeof(open_error), "%s: not a detour queue", path);
 		version = -1;
-	} else if (version != SPOOL_SCHEMA_VERSION) {
+	} else if (version < 1 || version > SPOOL_SCHEMA_VERSION) {
+		/* Version 1 (before the daemon upgrades it) reads the same:
+		 * the view does not look at recipient.warned. */
 		snprintf(open_error, sizeof(open_error),
 		         "%s: schema version %lld, this program reads %d", path, (long long)version,
 		         SPOOL_SCHEMA_VERSION);

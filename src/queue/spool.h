@@ -155,6 +155,7 @@ struct spool_work_rcpt {
 	char *orcpt;     /* NULL if none */
 	unsigned attempts;
 	enum spool_rcpt_state state;
+	bool warned; /* the sender has had a delay warning for this recipient */
 };
 
 /* One claimed message and its recipients that are due now. */
@@ -193,6 +194,7 @@ struct spool_rcpt_update {
 	enum spool_rcpt_state state; /* DEFERRED, DELIVERED or FAILED */
 	int64_t next_attempt_ms;     /* for DEFERRED */
 	const char *last_result;     /* the remote's reply or our reason */
+	bool warned;                 /* a delay warning for it is in this update's bounce */
 };
 
 /*

@@ -26,7 +26,7 @@
 struct event;
 
 /* Current schema version, kept in PRAGMA user_version (docs/queue.md). */
-#define SPOOL_SCHEMA_VERSION 1
+#define SPOOL_SCHEMA_VERSION 2
 /* PRAGMA application_id of queue.db: "dtrq", so that file(1) and we can
  * tell the queue from another SQLite database given by mistake. */
 #define SPOOL_APPLICATION_ID 0x64747271

@@ -60,6 +60,7 @@ static const char schema_sql[] =
     " attempts INTEGER NOT NULL DEFAULT 0,"
     " next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
     " last_result TEXT,"
+    " warned INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (message_id, idx));"
     "CREATE INDEX recipient_pending ON recipient(next_attempt_ms)"
     " WHERE state IN ('queued', 'deferred');";
@@ -425,6 +426,7 @@ static struct spool_work *writer_load_work(struct spool_writer *w, const char *q
 		r->notify = (unsigned)sqlite3_column_int(st, 2);
 		r->orcpt = column_dup(st, 3);
 		r->attempts = (unsigned)sqlite3_column_int(st, 4);
+		r->warned = sqlite3_column_int(st, 6) != 0;
 		const unsigned char *state = sqlite3_column_text(st, 5);
 		r->state = state && strcmp((const char *)state, "deferred") == 0
 		               ? SPOOL_RCPT_DEFERRED
@@ -516,6 +518,7 @@ static int writer_update(struct spool_writer *w, struct spool_job *job, struct w
 		sqlite3_bind_text(st, 3, u->last_result, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, job->op_qid, -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 5, (int)u->idx);
+		sqlite3_bind_int(st, 6, u->warned ? 1 : 0);
 		int r = writer_step(w, st, e, "update");
 		sqlite3_clear_bindings(st);
 		if (r < 0)
@@ -946,6 +949,17 @@ static int writer_schema(sqlite3 *db, char *err, size_t errlen)
 		if (writer_exec(db, schema_sql, err, errlen) < 0 ||
 		    writer_exec(db, pragmas, err, errlen) < 0)
 			goto fail;
+	} else if (version == 1) {
+		/* Version 2 added recipient.warned (delay warnings). The
+		 * upgrade is this one transaction: all or nothing. */
+		char upgrade[160];
+		snprintf(upgrade, sizeof(upgrade),
+		         "ALTER TABLE recipient ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;"
+		         " PRAGMA user_version=%d",
+		         SPOOL_SCHEMA_VERSION);
+		if (writer_exec(db, upgrade, err, errlen) < 0)
+			goto fail;
+		log_event(LOG_LEVEL_INFO, "queue.upgraded", "from=1 to=%d", SPOOL_SCHEMA_VERSION);
 	} else if (version != SPOOL_SCHEMA_VERSION) {
 		snprintf(err, errlen, "queue.db: schema version %lld, this program knows %d",
 		         (long long)version, SPOOL_SCHEMA_VERSION);
@@ -1069,16 +1083,17 @@ struct spool_writer *writer_open(struct spool *sp, const char *db_path, uint64_t
 	                   "SELECT sender, body_type, smtputf8, ret, envid, arrival_ms, size,"
 	                   " client_addr, helo FROM message WHERE id = ?1",
 	                   &w->fetch_message, err, errlen) < 0 ||
-	    writer_prepare(w,
-	                   "SELECT idx, address, notify, orcpt, attempts, state FROM recipient"
-	                   " WHERE message_id = ?1 AND state IN ('queued', 'deferred')"
-	                   " AND next_attempt_ms <= ?2 ORDER BY idx",
-	                   &w->fetch_rcpts, err, errlen) < 0 ||
+	    writer_prepare(
+	        w,
+	        "SELECT idx, address, notify, orcpt, attempts, state, warned FROM recipient"
+	        " WHERE message_id = ?1 AND state IN ('queued', 'deferred')"
+	        " AND next_attempt_ms <= ?2 ORDER BY idx",
+	        &w->fetch_rcpts, err, errlen) < 0 ||
 	    writer_prepare(w, "SELECT data FROM body WHERE message_id = ?1", &w->fetch_body, err,
 	                   errlen) < 0 ||
 	    writer_prepare(w,
 	                   "UPDATE recipient SET state = ?1, attempts = attempts + 1,"
-	                   " next_attempt_ms = ?2, last_result = ?3"
+	                   " next_attempt_ms = ?2, last_result = ?3, warned = warned OR ?6"
 	                   " WHERE message_id = ?4 AND idx = ?5",
 	                   &w->update_rcpt, err, errlen) < 0 ||
 	    writer_prepare(w,

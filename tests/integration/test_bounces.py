@@ -1,7 +1,8 @@
 """Bounces (RFC 3464) and the routing outcomes that end in one: what the
 sender gets back when a recipient fails for good, how the remote's words
 are carried (sanitised), null MX, NXDOMAIN, SERVFAIL, the implicit MX,
-loopback MX hosts, mail loops, null senders, max_age and SMTPUTF8.
+loopback MX hosts, mail loops, null senders, max_age, delay warnings and
+SMTPUTF8.
 
 Every bounce is delivered like any message, to the MX of the sender's
 domain (sender.test -> 127.0.0.9 here), where a scripted server keeps its
@@ -351,6 +352,45 @@ def test_max_age_gives_exactly_one_bounce_then_the_message_is_gone(relays, world
     # Last, as it is a detail: the text the sender gets says why in words
     # that are true for a 60 s max_age (everything above worked).
     assert "0 days" not in r.get("diagnostic-code", ""), r
+
+
+def test_delay_warning_is_sent_once_and_only_where_asked(relays, world):
+    """[delivery] delay_warning: after that long in the queue the sender
+    hears once per recipient that it is still being retried (RFC 3464
+    "delayed", headers only), unless NOTIFY leaves DELAY out; a null
+    sender is never told. The message itself stays queued."""
+    home = bounce_world(world, dest_test="127.0.0.2")
+    mx = world.scripted("127.0.0.2")
+    mx.rcpt = lambda s, txn, addr, n: b"451 4.3.0 come back later"
+    relay = new_relay(relays, world, {"retry": "1s", "delay_warning": "2s"})
+    t0 = time.monotonic()
+    warned = submit(relay, SENDER, ["slow@dest.test"], SPECIAL, " RET=FULL")
+    quiet = submit(relay, SENDER, ["quiet@dest.test"], SPECIAL, "", " NOTIFY=FAILURE")
+    nobody = submit(relay, "", ["null@dest.test"], SPECIAL)
+    for qid in (warned, quiet, nobody):
+        wait_until(lambda: len(results(relay, qid)) >= 5, 30, what="five attempts of %s" % qid)
+    b = one_bounce(home)
+    assert time.monotonic() - t0 >= 2, "warned before delay_warning had passed"
+    dsn = DSN(b.content)
+    assert dsn.msg["Subject"] == "Delayed Mail (still being retried)", dsn.msg["Subject"]
+    assert dsn.recipients() == ["slow@dest.test"], dsn.recipients()
+    r = dsn.per_rcpt[0]
+    assert r["action"] == "delayed" and r["status"] == "4.3.0", r
+    assert r["diagnostic-code"] == "smtp; 451 4.3.0 come back later", r
+    assert "will-retry-until" in r, r
+    # headers only, although RET=FULL: the message is not being returned
+    assert dsn.original_part.get_content_type() == "text/rfc822-headers"
+    assert b"Subject: dots and bytes" in dsn.original_bytes()
+    # still queued, still retried, and no second warning
+    assert rcpt_states(relay, warned)["slow@dest.test"]["state"] == "deferred"
+    n = len(results(relay, warned))
+    wait_until(lambda: len(results(relay, warned)) >= n + 2, 20, what="two more attempts")
+    assert len(home.delivered()) == 1, "a second delay warning"
+    dropped = [e for e in events(relay, "delivery.bounce_dropped") if e.get("qid") == nobody]
+    assert len(dropped) == 1, dropped
+    assert [e["qid"] for e in events(relay, "delivery.bounce")] == [warned]
+    assert all(x["result"] == "deferred" for q in (warned, quiet, nobody) for x in results(relay, q))
+    no_violations(home, mx)
 
 
 def test_smtputf8_message_to_an_mx_without_smtputf8_bounces_5_6_7(relays, world):

@@ -5,7 +5,8 @@
  * checked by a small MIME reader (CRLF only, the boundary lines, the three
  * parts and their Content-Types, the per-message and per-recipient fields);
  * RET=HDRS, FULL and unspecified with a small and a large original; the
- * SMTPUTF8 types; a failing reader; hostile remote text that must not add a
+ * SMTPUTF8 types; a delay warning (Will-Retry-Until, headers only); a
+ * failing reader; hostile remote text that must not add a
  * line; bounce_sanitize; and the bounce_wanted truth table (RFC 3461 4.1).
  */
 #include <setjmp.h>
@@ -545,6 +546,49 @@ static void test_kinds_and_subjects(void **state)
 	}
 }
 
+/* A delay warning: Action delayed with Will-Retry-Until, and only the
+ * original's headers even when RET=FULL asked for the whole message;
+ * Will-Retry-Until never appears for another action. */
+static void test_delay_warning(void **state)
+{
+	(void)state;
+	struct bounce_rcpt r = {
+	    .kind = BOUNCE_DELAYED,
+	    .address = "bob@example.com",
+	    .status = "4.4.1",
+	    .diagnostic = "connection refused",
+	    .last_attempt = LAST,
+	    .will_retry_until = ARRIVAL + 5 * 86400,
+	};
+	struct bounce_info bi = base_info(SMTP_RET_FULL, strlen(small_original));
+	bi.kind = BOUNCE_DELAYED;
+	bi.rcpts = &r;
+	bi.n_rcpts = 1;
+	struct source src = {small_original, strlen(small_original), 0, -1, 0};
+	struct sink s = compose(&bi, &src);
+	assert_non_null(strstr(s.buf, "\r\nAction: delayed\r\nStatus: 4.4.1\r\n"));
+	/* ARRIVAL + 5 days: Sun, 19 Nov 2023 19:26:40 */
+	assert_non_null(strstr(s.buf, "\r\nWill-Retry-Until: Sun, 19 Nov 2023 19:26:40 +0000\r\n"));
+	char want[512];
+	snprintf(want, sizeof(want),
+	         "Content-Description: Delayed Message Headers\r\n"
+	         "Content-Type: text/rfc822-headers\r\n\r\n%s",
+	         small_headers);
+	assert_non_null(strstr(s.buf, want));
+	assert_null(strstr(s.buf, "Body line one."));
+	assert_non_null(strstr(s.buf, "Delivery will be tried again"));
+	free(s.buf);
+
+	/* A failed recipient with a give-up time set by mistake: no field. */
+	r.kind = BOUNCE_FAILED;
+	bi.kind = BOUNCE_FAILED;
+	struct source src2 = {small_original, strlen(small_original), 0, -1, 0};
+	s = compose(&bi, &src2);
+	assert_null(strstr(s.buf, "Will-Retry-Until"));
+	assert_non_null(strstr(s.buf, "Body line one."));
+	free(s.buf);
+}
+
 static void test_read_error(void **state)
 {
 	(void)state;
@@ -711,6 +755,7 @@ int main(void)
 	    cmocka_unit_test(test_smtputf8_types),   cmocka_unit_test(test_kinds_and_subjects),
 	    cmocka_unit_test(test_read_error),       cmocka_unit_test(test_hostile_remote_text),
 	    cmocka_unit_test(test_sanitize),         cmocka_unit_test(test_wanted),
+	    cmocka_unit_test(test_delay_warning),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

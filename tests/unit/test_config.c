@@ -537,6 +537,7 @@ static void test_every_key(void **state)
 	                           "smarthost_ca_file = /etc/detour/upstream-ca.pem\n"
 	                           "retry = 1m 90s 2h\n"
 	                           "max_age = 2d\n"
+	                           "delay_warning = 4h\n"
 	                           "allow_loopback_mx = yes\n"
 	                           "pause = on\n"
 	                           "connect_timeout = 45s\n"
@@ -597,6 +598,7 @@ static void test_every_key(void **state)
 	assert_int_equal(c->retry[1], 90);
 	assert_int_equal(c->retry[2], 7200);
 	assert_int_equal(c->max_age, 2 * 86400);
+	assert_int_equal(c->delay_warning, 4 * 3600);
 	assert_true(c->allow_loopback_mx);
 	assert_true(c->pause);
 	assert_int_equal(c->connect_timeout, 45);
@@ -649,6 +651,7 @@ static void test_defaults(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(retry); i++)
 		assert_int_equal(c->retry[i], retry[i]);
 	assert_int_equal(c->max_age, 432000);
+	assert_int_equal(c->delay_warning, 0); /* off, as Postfix's delay_warning_time */
 	assert_false(c->allow_loopback_mx);
 	assert_false(c->pause);
 	assert_int_equal(c->connect_timeout, 30);
@@ -700,6 +703,10 @@ static void test_key_bounds(void **state)
 	    {"delivery", "max_age", "59", false},
 	    {"delivery", "max_age", "365d", true},
 	    {"delivery", "max_age", "366d", false},
+	    {"delivery", "delay_warning", "0", true},
+	    {"delivery", "delay_warning", "365d", true},
+	    {"delivery", "delay_warning", "366d", false},
+	    {"delivery", "delay_warning", "4x", false},
 	    {"delivery", "connect_timeout", "0", false},
 	    {"delivery", "connect_timeout", "1h", true},
 	    {"delivery", "connect_timeout", "3601", false},

@@ -7,8 +7,9 @@
  * finished message, DEFERRED hides it until next_attempt_ms, FAILED with a
  * bounce inserts the bounce in the same transaction) and releases the claim
  * even with no results, held messages are never fetched, FLUSH and
- * FLUSH_ALL make deferred work due now, and a reopen keeps every state but
- * no claim.
+ * FLUSH_ALL make deferred work due now, a reopen keeps every state but
+ * no claim, a recipient's delay-warning mark is set once and kept, and a
+ * queue of schema version 1 is upgraded in place (a future one refused).
  *
  * As in test_spool.c, each test gets a fresh state folder under $TMPDIR
  * (default /tmp) and a real libevent base driven with event_base_loop;
@@ -21,6 +22,7 @@
 #include <cmocka.h>
 
 #include <event2/event.h>
+#include <sqlite3.h>
 #include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -865,6 +867,99 @@ static void test_reopen_keeps_states(void **state)
 	assert_int_equal(st.messages, 3);
 }
 
+/* The warned mark: set by the update that queues the warning, never
+ * cleared by a later update that does not set it, and kept on reopen. */
+static void test_warned_is_kept(void **state)
+{
+	struct fixture *f = *state;
+	char qa[QID_SIZE], qb[QID_SIZE];
+	commit(f, 2, 60, 100, qa);
+	int64_t now = now_ms();
+	struct spool_work *list = fetch(f, now, 10, NULL);
+	assert_int_equal(list_len(list), 1);
+	assert_false(list->rcpts[0].warned);
+	assert_false(list->rcpts[1].warned);
+	free_list(&list);
+	struct spool_rcpt_update u[2] = {
+	    {.idx = 0,
+	     .state = SPOOL_RCPT_DEFERRED,
+	     .next_attempt_ms = now,
+	     .last_result = "451 later",
+	     .warned = true},
+	    {.idx = 1, .state = SPOOL_RCPT_DEFERRED, .next_attempt_ms = now, .last_result = "451"},
+	};
+	assert_int_equal(update(f, qa, u, 2, bounce_msg(f, qb)), SPOOL_OK);
+	list = fetch(f, now, 10, NULL);
+	const struct spool_work *a = find(list, qa);
+	assert_non_null(a);
+	assert_true(a->rcpts[0].warned);
+	assert_false(a->rcpts[1].warned);
+	free_list(&list);
+	u[0].warned = false;
+	assert_int_equal(update(f, qa, u, 2, NULL), SPOOL_OK);
+	spool_close(&f->sp);
+	open_spool(f);
+	list = fetch(f, now, 10, NULL);
+	a = find(list, qa);
+	assert_non_null(a);
+	assert_true(a->rcpts[0].warned);
+	assert_false(a->rcpts[1].warned);
+	assert_int_equal(a->rcpts[0].attempts, 2);
+	free_list(&list);
+}
+
+/* set_schema - run sql on the closed queue's file, then read its version. */
+static int64_t set_schema(struct fixture *f, const char *sql)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/queue.db", f->dir);
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+	if (sql != NULL)
+		assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t version = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return version;
+}
+
+/* A queue written before delay warnings (version 1: no recipient.warned)
+ * is upgraded when the daemon opens it, and its mail is still there; a
+ * version this program does not know is refused and left alone. */
+static void test_schema_upgrade(void **state)
+{
+	struct fixture *f = *state;
+	char qa[QID_SIZE];
+	commit(f, 1, 61, 100, qa);
+	spool_close(&f->sp);
+	assert_int_equal(set_schema(f, NULL), 2);
+	assert_int_equal(
+	    set_schema(f, "ALTER TABLE recipient DROP COLUMN warned; PRAGMA user_version=1"), 1);
+	/* detourctl reads a version 1 queue as it is */
+	struct queue_view_msg *vm = view_get(f, qa);
+	assert_non_null(vm);
+	queue_view_msg_free(&vm);
+	open_spool(f);
+	struct spool_work *list = fetch(f, now_ms(), 10, NULL);
+	assert_int_equal(list_len(list), 1);
+	assert_string_equal(list->qid, qa);
+	assert_false(list->rcpts[0].warned);
+	free_list(&list);
+	spool_close(&f->sp);
+	assert_int_equal(set_schema(f, NULL), 2);
+
+	assert_int_equal(set_schema(f, "PRAGMA user_version=3"), 3);
+	const char *err = NULL;
+	assert_null(spool_open(f->dir, f->base, &err));
+	assert_non_null(strstr(err, "schema version 3"));
+	assert_int_equal(set_schema(f, NULL), 3);
+	assert_int_equal(set_schema(f, "PRAGMA user_version=2"), 2);
+	open_spool(f);
+}
+
 static void test_close_with_pending_fetch(void **state)
 {
 	struct fixture *f = *state;
@@ -900,6 +995,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_flush_all_with_any_id, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_keeps_states, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_close_with_pending_fetch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_warned_is_kept, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_schema_upgrade, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
