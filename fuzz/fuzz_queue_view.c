@@ -293,7 +293,7 @@ static void same_msg(const struct queue_view_msg *a, const struct queue_view_msg
 		               x->notify == y->notify && streq(x->orcpt, y->orcpt) &&
 		               x->attempts == y->attempts &&
 		               x->next_attempt_ms == y->next_attempt_ms &&
-		               streq(x->last_result, y->last_result),
+		               streq(x->last_result, y->last_result) && x->warned == y->warned,
 		           "recipient %zu of %s differs", i, a->id);
 	}
 }

@@ -138,6 +138,7 @@ static enum queue_view_result load_rcpts(struct queue_view *v, struct queue_view
 		                                      : (uint32_t)attempts;
 		r->next_attempt_ms = sqlite3_column_int64(st, 5);
 		r->last_result = col_strdup(st, 6);
+		r->warned = sqlite3_column_int(st, 7) != 0;
 	}
 	enum queue_view_result res = QUEUE_VIEW_OK;
 	if (rc != SQLITE_DONE)
@@ -183,7 +184,7 @@ static int view_prepare(struct queue_view *v, const char *sql, sqlite3_stmt **st
 }
 
 /* view_check_schema - is this a detour queue of a version we can read? */
-static int view_check_schema(struct queue_view *v, const char *path)
+static int64_t view_check_schema(struct queue_view *v, const char *path)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t version = -1, app_id = -1;
@@ -199,15 +200,15 @@ static int view_check_schema(struct queue_view *v, const char *path)
 		snprintf(open_error, sizeof(open_error), "%s: not a detour queue", path);
 		version = -1;
 	} else if (version < 1 || version > SPOOL_SCHEMA_VERSION) {
-		/* Version 1 (before the daemon upgrades it) reads the same:
-		 * the view does not look at recipient.warned. */
+		/* Version 1 (before the daemon upgrades it) has no
+		 * recipient.warned: queue_view_open reads it as 0. */
 		snprintf(open_error, sizeof(open_error),
 		         "%s: schema version %lld, this program reads %d", path, (long long)version,
 		         SPOOL_SCHEMA_VERSION);
 		version = -1;
 	}
 	sqlite3_finalize(st);
-	return version < 0 ? -1 : 0;
+	return version;
 }
 
 struct queue_view *queue_view_open(const char *state_dir, const char **error_r)
@@ -232,7 +233,8 @@ struct queue_view *queue_view_open(const char *state_dir, const char **error_r)
 		goto fail;
 	}
 	sqlite3_busy_timeout(v->db, QUEUE_VIEW_BUSY_TIMEOUT_MS);
-	if (view_check_schema(v, path) < 0)
+	int64_t version = view_check_schema(v, path);
+	if (version < 0)
 		goto fail;
 	sql = xasprintf("SELECT %s FROM message ORDER BY arrival_ms, id", msg_columns);
 	if (view_prepare(v, sql, &v->list) < 0)
@@ -241,8 +243,13 @@ struct queue_view *queue_view_open(const char *state_dir, const char **error_r)
 	sql = xasprintf("SELECT %s FROM message WHERE id = ?1", msg_columns);
 	if (view_prepare(v, sql, &v->get) < 0 ||
 	    view_prepare(v,
-	                 "SELECT address, notify, orcpt, state, attempts, next_attempt_ms,"
-	                 " last_result FROM recipient WHERE message_id = ?1 ORDER BY idx",
+	                 version >= 2
+	                     ? "SELECT address, notify, orcpt, state, attempts, next_attempt_ms,"
+	                       " last_result, warned FROM recipient WHERE message_id = ?1"
+	                       " ORDER BY idx"
+	                     : "SELECT address, notify, orcpt, state, attempts, next_attempt_ms,"
+	                       " last_result, 0 FROM recipient WHERE message_id = ?1"
+	                       " ORDER BY idx",
 	                 &v->rcpts) < 0 ||
 	    view_prepare(v, "SELECT rowid FROM body WHERE message_id = ?1", &v->body) < 0 ||
 	    view_prepare(v,

@@ -49,6 +49,7 @@ struct queue_view_rcpt {
 	uint32_t attempts;
 	int64_t next_attempt_ms; /* wall clock, ms since the epoch; 0: as soon as possible */
 	char *last_result;       /* remote's reply or our reason, NULL if not tried */
+	bool warned;             /* the sender has had a delay warning for it */
 };
 
 /* One queued message: its envelope and recipients (docs/queue.md, "Schema",

@@ -383,6 +383,13 @@ def test_delay_warning_is_sent_once_and_only_where_asked(relays, world):
     assert b"Subject: dots and bytes" in dsn.original_bytes()
     # still queued, still retried, and no second warning
     assert rcpt_states(relay, warned)["slow@dest.test"]["state"] == "deferred"
+    # detourctl shows which recipients have been warned about
+    assert rcpt_states(relay, warned)["slow@dest.test"]["delay_warning_sent"] is True
+    assert rcpt_states(relay, quiet)["quiet@dest.test"]["delay_warning_sent"] is False
+    shown = relay.ctl("queue", "show", warned)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"^recipient: <slow@dest\.test> state=deferred attempts=\d+ delay_warning=sent ",
+                     shown.stdout, re.M), shown.stdout
     n = len(results(relay, warned))
     wait_until(lambda: len(results(relay, warned)) >= n + 2, 20, what="two more attempts")
     assert len(home.delivered()) == 1, "a second delay warning"

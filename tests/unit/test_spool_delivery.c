@@ -906,6 +906,13 @@ static void test_warned_is_kept(void **state)
 	assert_false(a->rcpts[1].warned);
 	assert_int_equal(a->rcpts[0].attempts, 2);
 	free_list(&list);
+	/* detourctl sees the mark too */
+	struct queue_view_msg *vm = view_get(f, qa);
+	assert_non_null(vm);
+	assert_int_equal(vm->rcpt_count, 2);
+	assert_true(vm->rcpts[0].warned);
+	assert_false(vm->rcpts[1].warned);
+	queue_view_msg_free(&vm);
 }
 
 /* set_schema - run sql on the closed queue's file, then read its version. */
@@ -938,9 +945,11 @@ static void test_schema_upgrade(void **state)
 	assert_int_equal(set_schema(f, NULL), 2);
 	assert_int_equal(
 	    set_schema(f, "ALTER TABLE recipient DROP COLUMN warned; PRAGMA user_version=1"), 1);
-	/* detourctl reads a version 1 queue as it is */
+	/* detourctl reads a version 1 queue as it is, with nobody warned */
 	struct queue_view_msg *vm = view_get(f, qa);
 	assert_non_null(vm);
+	assert_int_equal(vm->rcpt_count, 1);
+	assert_false(vm->rcpts[0].warned);
 	queue_view_msg_free(&vm);
 	open_spool(f);
 	struct spool_work *list = fetch(f, now_ms(), 10, NULL);

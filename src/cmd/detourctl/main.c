@@ -89,6 +89,7 @@ static void json_msg(FILE *out, const struct queue_view_msg *m, bool full)
 			fprintf(out, ",\"attempts\":%u,\"next_attempt_ms\":%lld,\"last_result\":",
 			        r->attempts, (long long)r->next_attempt_ms);
 			json_str(out, r->last_result);
+			fprintf(out, ",\"delay_warning_sent\":%s", r->warned ? "true" : "false");
 			fprintf(out, ",\"notify\":%u,\"orcpt\":", r->notify);
 			json_str(out, r->orcpt);
 		}
@@ -214,6 +215,8 @@ static int cmd_queue_show(struct ctl_ctx *ctx)
 			const struct queue_view_rcpt *rc = &m->rcpts[i];
 			printf("recipient: <%s> state=%s attempts=%u", rc->address, rc->state,
 			       rc->attempts);
+			if (rc->warned)
+				fputs(" delay_warning=sent", stdout);
 			if (rc->last_result)
 				printf(" last_result=\"%s\"", rc->last_result);
 			putchar('\n');
