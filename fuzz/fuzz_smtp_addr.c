@@ -28,7 +28,8 @@ static bool same_addr(const struct smtp_addr *a, const struct smtp_addr *b)
 	return a->len == b->len && strcmp(a->mailbox, b->mailbox) == 0 &&
 	       a->local_len == b->local_len && a->is_null == b->is_null &&
 	       a->is_postmaster == b->is_postmaster && a->is_quoted == b->is_quoted &&
-	       a->is_literal == b->is_literal && a->has_utf8 == b->has_utf8;
+	       a->is_literal == b->is_literal && a->is_general_literal == b->is_general_literal &&
+	       a->has_utf8 == b->has_utf8;
 }
 
 static void check_ok(const struct smtp_addr *a, unsigned flags)
@@ -74,8 +75,16 @@ static void check_ok(const struct smtp_addr *a, unsigned flags)
 	FUZZ_CHECK(non_ascii == a->has_utf8, "has_utf8 %d for \"%s\"", a->has_utf8, m);
 	FUZZ_CHECK(!a->has_utf8 || (flags & SMTP_ADDR_ALLOW_UTF8), "UTF-8 without the flag");
 	FUZZ_CHECK(a->is_quoted == (m[0] == '"'), "is_quoted %d for \"%s\"", a->is_quoted, m);
+	FUZZ_CHECK(!a->is_general_literal || a->is_literal, "general literal \"%s\"", domain);
 	if (a->is_literal) {
 		FUZZ_CHECK(domain[0] == '[' && domain[dlen - 1] == ']', "literal \"%s\"", domain);
+		/* IPv4 has no colon, IPv6 has the tag "IPv6"; anything else
+		 * with a colon is the general form */
+		const char *colon = memchr(domain, ':', dlen);
+		bool general =
+		    colon != NULL && !mem_ieq(domain + 1, (size_t)(colon - domain - 1), "IPv6");
+		FUZZ_CHECK(a->is_general_literal == general, "is_general_literal %d for \"%s\"",
+		           a->is_general_literal, domain);
 	} else {
 		FUZZ_CHECK(smtp_domain_valid(domain, dlen, (flags & SMTP_ADDR_ALLOW_UTF8) != 0),
 		           "domain \"%s\" accepted in a mailbox but not by smtp_domain_valid",

@@ -82,5 +82,12 @@ bool policy_rcpt(const struct policy_client *c, const struct smtp_addr *rcpt,
 		    c->auth == LISTENER_AUTH_REQUIRED ? SMTP_R_AUTH_REQUIRED : SMTP_R_RELAY_DENIED;
 		return false;
 	}
+	/* RFC 5321 4.1.3 allows "[tag:content]", but no tag besides IPv6 is
+	 * registered: such a message could only bounce later. Say so now,
+	 * while the sender is still there to read it. */
+	if (rcpt->is_general_literal) {
+		*reply_r = SMTP_R_GENERAL_LITERAL;
+		return false;
+	}
 	return true;
 }

@@ -33,7 +33,9 @@ struct policy_client {
 bool policy_mail(const struct policy_client *c, const struct smtp_addr *sender,
                  enum smtp_reply_id *reply_r);
 
-/* policy_rcpt - may this client send to this recipient? */
+/* policy_rcpt - may this client send to this recipient? Relaying is
+ * checked first, so an untrusted client learns nothing more about an
+ * address than that it may not relay. */
 bool policy_rcpt(const struct policy_client *c, const struct smtp_addr *rcpt,
                  enum smtp_reply_id *reply_r);
 

@@ -36,6 +36,7 @@ struct scan {
 	bool utf8;    /* a non-ASCII byte was seen (all of them well-formed) */
 	bool quoted;  /* the local part is a Quoted-string */
 	bool literal; /* the domain is an address literal */
+	bool general; /* ...of the general form "[tag:content]" */
 	size_t local_len;
 	size_t domain_len;
 };
@@ -325,16 +326,19 @@ static bool general_literal(const unsigned char *s, size_t len, size_t colon)
 
 /* address_literal - the text between '[' and ']'. Without a colon it can
  * only be IPv4; a tag of "IPv6" (ABNF strings are case-insensitive) must be
- * a real IPv6 address and never falls back to the general form. */
-static bool address_literal(const unsigned char *s, size_t len)
+ * a real IPv6 address and never falls back to the general form, which sets
+ * *general_r. */
+static bool address_literal(const unsigned char *s, size_t len, bool *general_r)
 {
 	const unsigned char *colon = memchr(s, ':', len);
 
+	*general_r = false;
 	if (colon == NULL)
 		return ipv4_literal(s, len);
 	size_t at = (size_t)(colon - s);
 	if (mem_ieq((const char *)s, at, "IPv6"))
 		return ipv6_literal(colon + 1, len - at - 1);
+	*general_r = true;
 	return general_literal(s, len, at);
 }
 
@@ -350,7 +354,7 @@ static bool scan_domain(struct scan *sc)
 		if (close == NULL)
 			return false;
 		size_t end = (size_t)(close - sc->s);
-		if (!address_literal(sc->s + start + 1, end - start - 1))
+		if (!address_literal(sc->s + start + 1, end - start - 1, &sc->general))
 			return false;
 		sc->literal = true;
 		sc->pos = end + 1;
@@ -422,6 +426,7 @@ static void addr_reset(struct smtp_addr *a)
 	a->is_postmaster = false;
 	a->is_quoted = false;
 	a->is_literal = false;
+	a->is_general_literal = false;
 	a->has_utf8 = false;
 }
 
@@ -444,6 +449,7 @@ static enum smtp_addr_result finish(const struct scan *sc, const char *s, size_t
 	a->local_len = sc->local_len;
 	a->is_quoted = sc->quoted;
 	a->is_literal = sc->literal;
+	a->is_general_literal = sc->literal && sc->general;
 	return SMTP_ADDR_OK;
 }
 

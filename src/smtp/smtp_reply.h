@@ -55,6 +55,7 @@
 	X(NEEDS_SMTPUTF8, 553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter")          \
 	X(NULL_RCPT, 501, "5.1.3", "The null address is not a valid recipient")                    \
 	X(NO_MAILBOXES, 550, "5.1.1", "This relay has no local mailboxes")                         \
+	X(GENERAL_LITERAL, 553, "5.1.3", "Only IPv4 and IPv6 address literals can be delivered")   \
 	X(SIZE_DECLARED, 552, "5.3.4", "Message size exceeds fixed limit")                         \
 	X(TOO_BIG, 552, "5.3.4", "Message size exceeds fixed limit")                               \
 	X(TOO_MANY_RCPTS, 452, "4.5.3", "Too many recipients")                                     \

@@ -158,6 +158,28 @@ def test_address_literal_recipient_goes_to_that_address(relays, world):
     assert len(mx.delivered_to("x@[127.0.0.5]")) == 1
 
 
+def test_general_address_literal_is_refused_at_rcpt(relays, world):
+    """RFC 5321 4.1.3's "[tag:content]" parses, but no tag besides IPv6
+    is registered: 553 5.1.3 at RCPT, while the sender is still there,
+    instead of a bounce later. The transaction goes on for the others."""
+    world.start_dns({})
+    mx = world.scripted("127.0.0.5")
+    relay = new_relay(relays, world)
+    with relay.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@sender.test>", 250)
+        c.expect("RCPT TO:<x@[x-tag:127.0.0.5]>", 553, "5.1.3")
+        c.expect("RCPT TO:<y@[127.0.0.5]>", 250)
+        rep = c.data(SPECIAL)
+        assert rep.code == 250, rep
+        c.cmd("QUIT")
+    wait_gone(relay, rep.qid)
+    assert len(mx.delivered()) == 1
+    assert len(mx.delivered_to("y@[127.0.0.5]")) == 1
+    rejects = [e for e in events(relay, "smtp.reject") if e.get("command") == "RCPT"]
+    assert [r.get("reply") for r in rejects] == ["553 5.1.3"], rejects
+
+
 def test_ipv6_mx_host(relays, world):
     """An MX with only an AAAA record (::1 here, loopback allowed)."""
     world.start_dns({"v6.test": {"MX": [[10, "mx.v6.test"]]}, "mx.v6.test": {"AAAA": ["::1"]}})

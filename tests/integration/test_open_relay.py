@@ -117,6 +117,7 @@ TRICKS = [
     ("ip-literal-self", "<user@[127.0.0.1]>", "", 550, "5.7.1"),
     ("ipv6-literal", "<user@[IPv6:2001:db8::1]>", "", 550, "5.7.1"),
     ("percent-to-literal", "<user%other.example@[127.0.0.1]>", "", 550, "5.7.1"),
+    ("general-literal", "<user@[x-tag:192.0.2.1]>", "", 550, "5.7.1"),  # relaying is refused first
     ("trailing-dot", "<user@other.example.>", "", 501, "5.1.3"),
     ("trailing-dot-own-name", "<user@relay.test.>", "", 501, "5.1.3"),
     ("unbalanced-open", "<user@other.example", "", 501, "5.1.3"),

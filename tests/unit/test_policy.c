@@ -148,6 +148,12 @@ static void test_authenticated(void **state)
 		/* any recipient */
 		assert_true(rcpt(&c, "<bob@example.com>", &r));
 		assert_true(rcpt(&c, "<carol@[192.0.2.1]>", &r));
+		assert_true(rcpt(&c, "<carol@[IPv6:2001:db8::1]>", &r));
+		/* a general address literal: valid syntax, nowhere to deliver */
+		assert_false(rcpt(&c, "<carol@[x-tag:stuff]>", &r));
+		assert_int_equal(r, SMTP_R_GENERAL_LITERAL);
+		assert_int_equal(smtp_reply_get(r)->code, 553);
+		assert_string_equal(smtp_reply_get(r)->enh, "5.1.3");
 	}
 	/* an account with no extra patterns may use only itself */
 	struct policy_client c = {.auth = LISTENER_AUTH_REQUIRED, .account = "bob@example.net"};
@@ -173,6 +179,14 @@ static void test_postmaster_refused(void **state)
 		assert_false(rcpt(&cs[i], "<POSTMASTER>", &r));
 		assert_int_equal(r, SMTP_R_NO_MAILBOXES);
 	}
+	/* a general literal: 553 5.1.3 for those who may relay, while an
+	 * untrusted client hears only that it may not relay */
+	assert_false(rcpt(&cs[0], "<x@[x-tag:stuff]>", &r));
+	assert_int_equal(r, SMTP_R_GENERAL_LITERAL);
+	assert_false(rcpt(&cs[1], "<x@[x-tag:stuff]>", &r));
+	assert_int_equal(r, SMTP_R_GENERAL_LITERAL);
+	assert_false(rcpt(&cs[2], "<x@[x-tag:stuff]>", &r));
+	assert_int_equal(r, SMTP_R_RELAY_DENIED);
 	/* postmaster at a domain is an ordinary relay recipient */
 	assert_true(rcpt(&cs[0], "<postmaster@example.com>", &r));
 	assert_true(rcpt(&cs[1], "<postmaster@example.com>", &r));

@@ -26,6 +26,7 @@
 #define P_QUOTED  0x04
 #define P_LITERAL 0x08
 #define P_UTF8    0x10
+#define P_GENERAL 0x20 /* a general address literal */
 
 struct path_case {
 	const char *in;
@@ -75,9 +76,9 @@ static const struct path_case path_cases[] = {
     {S("<a@[IPv6:::ffff:1.2.3.4]>"), 0, SMTP_ADDR_OK, "a@[IPv6:::ffff:1.2.3.4]", 25, 1, P_LITERAL},
     {S("<a@[IPv6:2001:0db8:0000:0000:0000:ff00:0042:8329]>"), 0, SMTP_ADDR_OK,
      "a@[IPv6:2001:0db8:0000:0000:0000:ff00:0042:8329]", 50, 1, P_LITERAL},
-    {S("<a@[x-tag:stuff]>"), 0, SMTP_ADDR_OK, "a@[x-tag:stuff]", 17, 1, P_LITERAL},
-    {S("<a@[tag:a:b>c]>"), 0, SMTP_ADDR_OK, "a@[tag:a:b>c]", 15, 1, P_LITERAL},
-    {S("<a@[1tag:!~]>"), 0, SMTP_ADDR_OK, "a@[1tag:!~]", 13, 1, P_LITERAL},
+    {S("<a@[x-tag:stuff]>"), 0, SMTP_ADDR_OK, "a@[x-tag:stuff]", 17, 1, P_LITERAL | P_GENERAL},
+    {S("<a@[tag:a:b>c]>"), 0, SMTP_ADDR_OK, "a@[tag:a:b>c]", 15, 1, P_LITERAL | P_GENERAL},
+    {S("<a@[1tag:!~]>"), 0, SMTP_ADDR_OK, "a@[1tag:!~]", 13, 1, P_LITERAL | P_GENERAL},
     {S("<\"q\"@[1.2.3.4]>"), 0, SMTP_ADDR_OK, "\"q\"@[1.2.3.4]", 15, 3, P_QUOTED | P_LITERAL},
     /* null path and Postmaster */
     {S("<>"), NUL_OK, SMTP_ADDR_OK, "", 2, 0, P_NULL},
@@ -267,7 +268,7 @@ static int check_path(const struct path_case *c, size_t i)
 	} else if (r == SMTP_ADDR_OK) {
 		unsigned props = (a.is_null ? P_NULL : 0) | (a.is_postmaster ? P_PM : 0) |
 		                 (a.is_quoted ? P_QUOTED : 0) | (a.is_literal ? P_LITERAL : 0) |
-		                 (a.has_utf8 ? P_UTF8 : 0);
+		                 (a.has_utf8 ? P_UTF8 : 0) | (a.is_general_literal ? P_GENERAL : 0);
 		if (strcmp(a.mailbox, c->mailbox) != 0 || a.len != strlen(c->mailbox) ||
 		    consumed != c->consumed || a.local_len != c->local_len || props != c->props ||
 		    in[consumed - 1] != '>') {
@@ -726,15 +727,15 @@ static void test_ipv6_literal_with_nul(void **state)
 {
 	(void)state;
 	static const char bad[][24] = {"<u@[IPv6:::\0]>", "<u@[IPv6:::\0x\r\nY]>",
-				       "<u@[IPv6:::1\0]>"};
+	                               "<u@[IPv6:::1\0]>"};
 	static const size_t lens[] = {15, 19, 16};
 	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
 		struct smtp_addr a;
 		size_t used;
 		assert_int_equal(smtp_addr_parse_path(bad[i], lens[i], 0, &a, &used),
-				 SMTP_ADDR_SYNTAX);
+		                 SMTP_ADDR_SYNTAX);
 		assert_int_equal(smtp_addr_parse_mailbox(bad[i] + 1, lens[i] - 2, 0, &a),
-				 SMTP_ADDR_SYNTAX);
+		                 SMTP_ADDR_SYNTAX);
 	}
 	struct smtp_addr a;
 	size_t used;
@@ -746,10 +747,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ipv6_literal_with_nul),
-	    cmocka_unit_test(test_path_table),      cmocka_unit_test(test_path_prefixes),
-	    cmocka_unit_test(test_limits),          cmocka_unit_test(test_long_garbage),
-	    cmocka_unit_test(test_mailbox_table),   cmocka_unit_test(test_domain_accessor),
-	    cmocka_unit_test(test_domain_valid),    cmocka_unit_test(test_utf8_table),
+	    cmocka_unit_test(test_path_table),
+	    cmocka_unit_test(test_path_prefixes),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_long_garbage),
+	    cmocka_unit_test(test_mailbox_table),
+	    cmocka_unit_test(test_domain_accessor),
+	    cmocka_unit_test(test_domain_valid),
+	    cmocka_unit_test(test_utf8_table),
 	    cmocka_unit_test(test_utf8_exhaustive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
