@@ -4,6 +4,7 @@ network itself is tested in test_detour_network.py): every case ends before
 a connection, or probes closed ports on loopback.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -74,7 +75,8 @@ def test_version_and_usage_errors(home):
     assert p.returncode == 0 and p.out.startswith("detour ")
     for args in ([], ["bogus"], ["--bogus"], ["probe"], ["probe", "a", "b"],
                  ["probe", "h", "--timeout", "0"], ["probe", "h", "--ports", "70000"],
-                 ["probe", "h", "--repeat", "21"], ["send", "--bogus"], ["send", "-N", "sometimes"],
+                 ["probe", "h", "--repeat", "21"], ["probe", "h", "-4", "-6"], ["probe", "h", "-5"],
+                 ["send", "--bogus"], ["send", "-N", "sometimes"],
                  ["flush", "extra"]):
         p = detour(*args, home=home)
         assert p.returncode == 64, (args, p.returncode, p.err)
@@ -179,3 +181,25 @@ def test_probe_of_closed_loopback_ports(home):
     assert "9      refused" in p.out and "19     refused" in p.out, p.out
     assert "No port gets through to 127.0.0.1" in p.out
     assert "Please allow outgoing TCP connections to 127.0.0.1 on port 587" in p.out
+
+
+@pytest.mark.parametrize("flag, host, address", [
+    ("-4", "127.0.0.1", "127.0.0.1"),
+    ("--ipv4", "127.0.0.1", "127.0.0.1"),
+    ("-6", "::1", "::1"),
+    ("--ipv6", "::1", "::1"),
+])
+def test_probe_of_one_address_family(home, flag, host, address):
+    p = detour("probe", host, flag, "--ports", "9", "--timeout", "2", "--json", home=home)
+    assert p.returncode == 69, p.err
+    out = json.loads(p.out)
+    assert out["address"] == address, out
+    assert [x["result"] for x in out["ports"]] == ["refused"], out
+
+
+@pytest.mark.parametrize("flag, host, family", [("-6", "127.0.0.1", "IPv6"), ("-4", "::1", "IPv4")])
+def test_probe_of_a_family_the_host_lacks_exits_68(home, flag, host, family):
+    p = detour("probe", host, flag, "--ports", "9", "--timeout", "2", home=home)
+    assert p.returncode == 68, (p.returncode, p.out, p.err)
+    assert "cannot find the %s address of %s" % (family, host) in p.err, p.err
+    assert p.out == ""

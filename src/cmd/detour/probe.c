@@ -29,7 +29,7 @@
 
 static const char probe_usage[] =
     "usage: detour probe HOST [--ports LIST] [--timeout SEC] [--ca-file FILE]\n"
-    "                         [--repeat N] [--json]\n"
+    "                         [--repeat N] [--json] [-4 | -6]\n"
     "\n"
     "Finds out which of HOST's SMTP ports this network lets through, refuses,\n"
     "silently drops, or intercepts, and which one to put into a mail program.\n"
@@ -43,6 +43,8 @@ static const char probe_usage[] =
     "  --repeat N       try every port N times: a port that answers only some\n"
     "                   of them is 'throttled'\n"
     "  --json           one JSON object instead of the table\n"
+    "  -4, -6           probe HOST's IPv4 or IPv6 address (default: the first\n"
+    "                   address the system would use)\n"
     "Results: ok, refused, blocked (silently dropped), intercepted (something\n"
     "else answers), throttled. Exit status 0 when some port is usable (ok, with\n"
     "TLS), 69 when none is, 64 usage, 68 unknown host.\n";
@@ -647,8 +649,11 @@ int probe_main(int argc, char **argv, const char *config_option)
 	    {"repeat", required_argument, NULL, OPT_REPEAT},
 	    {"config", required_argument, NULL, OPT_CONFIG},
 	    {"help", no_argument, NULL, OPT_HELP},
+	    {"ipv4", no_argument, NULL, '4'},
+	    {"ipv6", no_argument, NULL, '6'},
 	    {NULL, 0, NULL, 0},
 	};
+	int family = AF_UNSPEC;
 	struct probe pr = {.timeout = DETOUR_PROBE_TIMEOUT_DEFAULT, .repeat = 1};
 	const char *ca_file = NULL, *err = NULL;
 	client_config_parse_ports("25 465 587 2525 1025 8025", pr.ports, DETOUR_PORTS_MAX,
@@ -656,10 +661,18 @@ int probe_main(int argc, char **argv, const char *config_option)
 	optind = 1;
 	opterr = 0;
 	int ch;
-	while ((ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":46", longopts, NULL)) != -1) {
 		char *end;
 		unsigned long v;
 		switch (ch) {
+		case '4':
+		case '6':
+			if (family != AF_UNSPEC && family != (ch == '4' ? AF_INET : AF_INET6)) {
+				fputs("detour probe: -4 and -6 exclude each other\n", stderr);
+				return EX_USAGE;
+			}
+			family = ch == '4' ? AF_INET : AF_INET6;
+			break;
 		case OPT_PORTS:
 			if (client_config_parse_ports(optarg, pr.ports, DETOUR_PORTS_MAX,
 			                              &pr.nports, &err) < 0) {
@@ -710,12 +723,20 @@ int probe_main(int argc, char **argv, const char *config_option)
 		return EX_USAGE;
 	}
 	pr.host = argv[optind];
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+	/* AI_ADDRCONFIG only without -4/-6: the user who asks for a family
+	 * wants to hear that this machine has no such address, not another
+	 * family's result. */
+	struct addrinfo hints = {.ai_family = family,
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = family == AF_UNSPEC ? AI_ADDRCONFIG : 0};
 	struct addrinfo *res = NULL;
 	int e = getaddrinfo(pr.host, NULL, &hints, &res);
 	if (e != 0 || res == NULL || res->ai_addrlen > sizeof(pr.addr)) {
-		fprintf(stderr, "detour probe: cannot find the address of %s: %s\n", pr.host,
-		        e != 0 ? gai_strerror(e) : "no address");
+		fprintf(stderr, "detour probe: cannot find the %saddress of %s: %s\n",
+		        family == AF_INET    ? "IPv4 "
+		        : family == AF_INET6 ? "IPv6 "
+		                             : "",
+		        pr.host, e != 0 ? gai_strerror(e) : "no address");
 		if (res != NULL)
 			freeaddrinfo(res);
 		return EX_NOHOST;
