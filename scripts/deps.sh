@@ -16,7 +16,7 @@ build="gcc make pkg-config libc6-dev libevent-dev libssl-dev libc-ares-dev
        libsqlite3-dev libcrypt-dev libinih-dev"
 test="libcmocka-dev python3 python3-pytest python3-aiosmtpd python3-dnslib
       swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl msmtp curl
-      openssl sqlite3 postfix iproute2 procps iptables nmap util-linux"
+      openssl sqlite3 postfix iproute2 procps iptables nmap util-linux strace"
 bench="postfix python3 strace util-linux iproute2 procps"
 run="openssl swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl"
 fuzz="clang libclang-rt-14-dev llvm-14"

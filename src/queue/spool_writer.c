@@ -79,7 +79,6 @@ struct spool_writer {
 	unsigned char *chunk;                      /* SPOOL_CHUNK bytes: spill file -> blob */
 	int wal_pages;                             /* pages in the WAL after the last commit */
 	bool sync_full;                            /* PRAGMA synchronous is FULL (else NORMAL) */
-	sqlite3_stmt *sync_set_full, *sync_set_normal;
 };
 
 /* What went wrong, kept long enough to classify and log it once. */
@@ -677,19 +676,44 @@ static int writer_run_job(struct spool_writer *w, struct spool_job *job, struct 
  * next synced (at the next FULL commit or checkpoint), those results are
  * lost and the recipients are simply tried again: a duplicate, never a
  * loss. This halves the fsyncs per relayed message (docs/queue.md).
+ *
+ * SQLite applies PRAGMA synchronous=... when the statement is *prepared*
+ * (the parser sets the pager's flags), not when it is stepped: a statement
+ * kept prepared would change nothing. So the pragma is parsed afresh at
+ * every switch and the level read back. Returns -1 with e filled in only
+ * when the batch needs FULL and cannot have it: then nobody may be told
+ * that its message is on disk.
  */
-static void writer_sync_for(struct spool_writer *w, struct spool_job **jobs, size_t n)
+static int writer_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
+static int writer_query(sqlite3 *db, const char *sql, int64_t *value_r, char *text_r,
+                        size_t text_size, char *err, size_t errlen);
+
+static int writer_sync_for(struct spool_writer *w, struct spool_job **jobs, size_t n,
+                           struct writer_err *e)
 {
 	bool full = false;
 	for (size_t i = 0; i < n && !full; i++)
 		full = jobs[i]->kind == SPOOL_JOB_COMMIT || jobs[i]->kind == SPOOL_JOB_OP;
 	if (full == w->sync_full)
-		return;
-	struct writer_err e;
-	if (writer_step(w, full ? w->sync_set_full : w->sync_set_normal, &e, "synchronous") == 0)
+		return 0;
+	char err[sizeof(e->text)];
+	int64_t level = -1;
+	if (writer_exec(w->db, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", err,
+	                sizeof(err)) == 0 &&
+	    writer_query(w->db, "PRAGMA synchronous", &level, NULL, 0, err, sizeof(err)) == 0 &&
+	    level != (full ? 2 : 1))
+		snprintf(err, sizeof(err), "PRAGMA synchronous=%s did not take (level %lld)",
+		         full ? "FULL" : "NORMAL", (long long)level);
+	if (level == (full ? 2 : 1)) {
 		w->sync_full = full;
-	else
-		writer_log_err(&e, NULL, n);
+		return 0;
+	}
+	/* Unknown now: the next batch sets it again, whichever it needs. */
+	w->sync_full = !full;
+	*e = (struct writer_err){.code = sqlite3_extended_errcode(w->db), .step = "synchronous"};
+	str_copy(e->text, err, sizeof(e->text));
+	writer_log_err(e, NULL, n);
+	return full ? -1 : 0;
 }
 
 static void writer_batch(struct spool_writer *w, struct spool_job **jobs, size_t n)
@@ -699,8 +723,11 @@ static void writer_batch(struct spool_writer *w, struct spool_job **jobs, size_t
 	struct writer_err e;
 	bool committed = false;
 
-	writer_sync_for(w, jobs, n);
-
+	if (writer_sync_for(w, jobs, n, &e) < 0) {
+		for (size_t i = 0; i < n; i++)
+			jobs[i]->result = writer_err_result(&e);
+		goto out;
+	}
 	if (writer_step(w, w->begin, &e, "begin") < 0) {
 		for (size_t i = 0; i < n; i++)
 			jobs[i]->result = writer_err_result(&e);
@@ -1051,8 +1078,6 @@ struct spool_writer *writer_open(struct spool *sp, const char *db_path, uint64_t
 
 	w->sync_full = true; /* set by the pragmas above */
 	if (writer_prepare(w, "BEGIN IMMEDIATE", &w->begin, err, errlen) < 0 ||
-	    writer_prepare(w, "PRAGMA synchronous=FULL", &w->sync_set_full, err, errlen) < 0 ||
-	    writer_prepare(w, "PRAGMA synchronous=NORMAL", &w->sync_set_normal, err, errlen) < 0 ||
 	    writer_prepare(w, "COMMIT", &w->commit, err, errlen) < 0 ||
 	    writer_prepare(w, "ROLLBACK", &w->rollback, err, errlen) < 0 ||
 	    writer_prepare(w, "SAVEPOINT item", &w->savepoint, err, errlen) < 0 ||
@@ -1122,12 +1147,11 @@ void writer_close(struct spool_writer **wp)
 	if (w == NULL)
 		return;
 	sqlite3_stmt *stmts[] = {
-	    w->begin,         w->commit,         w->rollback,       w->savepoint,
-	    w->release,       w->rollback_to,    w->insert_message, w->insert_body,
-	    w->insert_rcpt,   w->delete_message, w->set_held,       w->fetch_due,
-	    w->fetch_held,    w->fetch_message,  w->fetch_rcpts,    w->fetch_body,
-	    w->update_rcpt,   w->count_pending,  w->flush_one,      w->flush_all,
-	    w->sync_set_full, w->sync_set_normal};
+	    w->begin,       w->commit,         w->rollback,       w->savepoint,
+	    w->release,     w->rollback_to,    w->insert_message, w->insert_body,
+	    w->insert_rcpt, w->delete_message, w->set_held,       w->fetch_due,
+	    w->fetch_held,  w->fetch_message,  w->fetch_rcpts,    w->fetch_body,
+	    w->update_rcpt, w->count_pending,  w->flush_one,      w->flush_all};
 	for (size_t i = 0; i < ARRAY_SIZE(stmts); i++)
 		sqlite3_finalize(stmts[i]);
 	/* The last connection to close checkpoints the WAL and removes it. */
