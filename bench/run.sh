@@ -123,4 +123,25 @@ for f in "$WORK"/peer-bench/*/log/*; do
 	tail -n 200 "$f" > "$OUT/$peer-$(basename "$f").tail" 2>/dev/null || true
 done
 [ -f "$OUT/table.md" ] && echo "bench/run.sh: table in $OUT/table.md" >&2
+
+# A detourd that answers 250 before an fsync breaks the promise behind 250:
+# its speed means nothing, so the run fails, loudly.
+if [ -f "$OUT/raw.jsonl" ] && ! /usr/bin/python3 - "$OUT/raw.jsonl" <<'PY'
+import json, sys
+bad = []
+for line in open(sys.argv[1]):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    if "fsyncs_before_ack_per_msg" in r and r.get("name") not in ("postfix", "sink") \
+            and r["fsyncs_before_ack_per_msg"] < 1:
+        bad.append("%s: %s fsyncs before 250 per message" % (r["name"], r["fsyncs_before_ack_per_msg"]))
+for b in bad:
+    print("bench/run.sh: DURABILITY VIOLATED: " + b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+then
+	rc=1
+fi
 exit $rc
