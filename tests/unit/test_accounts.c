@@ -13,7 +13,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 
 #include "auth/accounts.h"
 #include "lib/util.h"
+#include "unit_fixture.h"
 
 #define HASH1 "$y$j9T$abcdefghijklmnopqrstuv$0123456789012345678901234567890123456789012"
 #define HASH2 "$6$saltsalt$0123456789"
@@ -33,17 +33,10 @@ struct fixture {
 	struct accounts *a;
 };
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
-	snprintf(f->dir, sizeof(f->dir), "%s/detour-acct-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(f->dir) == NULL) {
+	if (unit_mkdtemp(f->dir, sizeof(f->dir), "acct") == NULL) {
 		free(f);
 		return -1;
 	}
@@ -61,7 +54,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	accounts_close(&f->a);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rm_tree(f->dir);
 	free(f);
 	return 0;
 }

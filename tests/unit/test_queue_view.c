@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 #include "lib/util.h"
 #include "queue/queue_view.h"
 #include "queue/spool.h"
+#include "unit_fixture.h"
 
 struct fixture {
 	char dir[256];
@@ -36,31 +36,12 @@ struct fixture {
 	struct queue_view *view;
 };
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
-	snprintf(f->dir, sizeof(f->dir), "%s/detour-view-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	assert_non_null(mkdtemp(f->dir));
-	f->base = event_base_new();
-	f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
-	struct timeval tv = {0, 50 * 1000};
-	event_add(f->tick, &tv);
+	assert_non_null(unit_mkdtemp(f->dir, sizeof(f->dir), "view"));
+	f->base = unit_loop_new(&f->tick, 50);
+	assert_non_null(f->base);
 	const char *err = NULL;
 	f->sp = spool_open(f->dir, f->base, &err);
 	if (f->sp == NULL)
@@ -74,9 +55,8 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	queue_view_close(&f->view);
 	spool_close(&f->sp);
-	event_free(f->tick);
-	event_base_free(f->base);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_loop_free(&f->base, &f->tick);
+	unit_rm_tree(f->dir);
 	free(f);
 	return 0;
 }
@@ -287,15 +267,16 @@ static void test_malformed_id_is_left_out(void **state)
 	char sql[512];
 	/* the good id with one more character, and a lower-case one */
 	snprintf(sql, sizeof(sql),
-		 "INSERT INTO message (id, arrival_ms, sender, size) VALUES ('%sX', 1, "
-		 "'bad@example.org', 0), ('%.15sz', 2, 'bad2@example.org', 0)",
-		 q, q);
+	         "INSERT INTO message (id, arrival_ms, sender, size) VALUES ('%sX', 1, "
+	         "'bad@example.org', 0), ('%.15sz', 2, 'bad2@example.org', 0)",
+	         q, q);
 	assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
 	/* the same octets as a well-formed id, but stored as a BLOB */
-	snprintf(sql, sizeof(sql),
-		 "INSERT INTO message (id, arrival_ms, sender, size) VALUES (CAST('%.15s0' AS BLOB), "
-		 "3, 'blob@example.org', 0)",
-		 q);
+	snprintf(
+	    sql, sizeof(sql),
+	    "INSERT INTO message (id, arrival_ms, sender, size) VALUES (CAST('%.15s0' AS BLOB), "
+	    "3, 'blob@example.org', 0)",
+	    q);
 	assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(h);
 	struct queue_view *v = open_view(f);

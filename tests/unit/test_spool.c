@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -36,6 +35,7 @@
 #include "queue/queue_view.h"
 #include "queue/spool.h"
 #include "queue/spool_internal.h"
+#include "unit_fixture.h"
 
 #define MB (1024 * 1024)
 
@@ -57,38 +57,12 @@ struct outcome {
 	int *counter; /* incremented on each call, if set */
 };
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	/* Only here so that EVLOOP_ONCE never blocks for long. */
-	(void)fd;
-	(void)what;
-	(void)arg;
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
-	snprintf(f->dir, sizeof(f->dir), "%s/detour-spool-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	assert_non_null(mkdtemp(f->dir));
-	f->base = event_base_new();
+	assert_non_null(unit_mkdtemp(f->dir, sizeof(f->dir), "spool"));
+	f->base = unit_loop_new(&f->tick, 50);
 	assert_non_null(f->base);
-	f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
-	struct timeval tv = {0, 50 * 1000};
-	event_add(f->tick, &tv);
 	f->loop_thread = pthread_self();
 	const char *err = NULL;
 	f->sp = spool_open(f->dir, f->base, &err);
@@ -102,9 +76,8 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	spool_close(&f->sp);
-	event_free(f->tick);
-	event_base_free(f->base);
-	rm_tree(f->dir);
+	unit_loop_free(&f->base, &f->tick);
+	unit_rm_tree(f->dir);
 	free(f);
 	return 0;
 }
@@ -112,10 +85,7 @@ static int teardown(void **state)
 /* run_until - drive the loop until *counter reaches want (or 120 s pass). */
 static void run_until(struct fixture *f, const int *counter, int want)
 {
-	int64_t deadline = mono_ms() + 120 * 1000;
-	while (*counter < want && mono_ms() < deadline)
-		event_base_loop(f->base, EVLOOP_ONCE);
-	assert_true(*counter >= want);
+	assert_true(unit_run_until(f->base, counter, want, 120) >= want);
 }
 
 static void commit_cb(void *arg, enum spool_result result, const char *qid)

@@ -23,7 +23,6 @@
 
 #include <event2/event.h>
 #include <sqlite3.h>
-#include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +34,7 @@
 #include "lib/util.h"
 #include "queue/queue_view.h"
 #include "queue/spool.h"
+#include "unit_fixture.h"
 
 #define HOUR_MS (3600LL * 1000)
 
@@ -44,22 +44,6 @@ struct fixture {
 	struct event *tick;
 	struct spool *sp;
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	/* Only here so that EVLOOP_ONCE never blocks for long. */
-	(void)fd;
-	(void)what;
-	(void)arg;
-}
 
 static void open_spool(struct fixture *f)
 {
@@ -72,14 +56,9 @@ static void open_spool(struct fixture *f)
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	const char *tmp = getenv("TMPDIR");
-	snprintf(f->dir, sizeof(f->dir), "%s/detour-spool-dlv-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	assert_non_null(mkdtemp(f->dir));
-	f->base = event_base_new();
+	assert_non_null(unit_mkdtemp(f->dir, sizeof(f->dir), "spool-dlv"));
+	f->base = unit_loop_new(&f->tick, 50);
 	assert_non_null(f->base);
-	f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
-	struct timeval tv = {0, 50 * 1000};
-	event_add(f->tick, &tv);
 	open_spool(f);
 	*state = f;
 	return 0;
@@ -89,9 +68,8 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	spool_close(&f->sp);
-	event_free(f->tick);
-	event_base_free(f->base);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	unit_loop_free(&f->base, &f->tick);
+	unit_rm_tree(f->dir);
 	free(f);
 	return 0;
 }
@@ -99,10 +77,7 @@ static int teardown(void **state)
 /* run_until - drive the loop until *counter reaches want (or 60 s pass). */
 static void run_until(struct fixture *f, const int *counter, int want)
 {
-	int64_t deadline = mono_ms() + 60 * 1000;
-	while (*counter < want && mono_ms() < deadline)
-		event_base_loop(f->base, EVLOOP_ONCE);
-	assert_int_equal(*counter, want);
+	assert_int_equal(unit_run_until(f->base, counter, want, 60), want);
 }
 
 /* pattern - byte i of body number seed: not text, so that any changed,

@@ -27,6 +27,7 @@
 
 #include "lib/util.h"
 #include "lib/workers.h"
+#include "unit_fixture.h"
 
 #define NJOBS 200
 
@@ -52,22 +53,11 @@ struct job {
 	pthread_t ran_on;
 };
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
-	f->base = event_base_new();
+	f->base = unit_loop_new(&f->tick, 20);
 	assert_non_null(f->base);
-	/* keeps EVLOOP_ONCE from blocking for long */
-	f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
-	struct timeval tv = {0, 20 * 1000};
-	event_add(f->tick, &tv);
 	f->loop_thread = pthread_self();
 	sem_init(&f->gate, 0, 0);
 	*state = f;
@@ -77,8 +67,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	event_free(f->tick);
-	event_base_free(f->base);
+	unit_loop_free(&f->base, &f->tick);
 	sem_destroy(&f->gate);
 	free(f);
 	return 0;
@@ -115,10 +104,7 @@ static void job_done(void *arg)
 
 static void run_until(struct fixture *f, int want)
 {
-	int64_t deadline = mono_ms() + 30 * 1000;
-	while (f->n_done < want && mono_ms() < deadline)
-		event_base_loop(f->base, EVLOOP_ONCE);
-	assert_int_equal(f->n_done, want);
+	assert_int_equal(unit_run_until(f->base, &f->n_done, want, 30), want);
 }
 
 static void test_threads_and_order_one_thread(void **state)
