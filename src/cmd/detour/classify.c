@@ -430,8 +430,11 @@ static void classify_one(const struct round_facts *f, unsigned timeout, const st
 		           "the greeting is masked (\"%d %s\"): a firewall's SMTP inspection "
 		           "(Cisco ASA/PIX style) rewrites the dialogue",
 		           o->greeting_code, detour_printable(a, 40, o->greeting));
-	if (classify_masked(o->ehlo) || classify_mangled_keywords(o->keywords, b, sizeof(b))) {
-		if (classify_masked(o->ehlo))
+	bool ehlo_masked = classify_masked(o->ehlo);
+	bool keywords_rewritten =
+	    ehlo_masked || classify_mangled_keywords(o->keywords, b, sizeof(b));
+	if (keywords_rewritten) {
+		if (ehlo_masked)
 			detour_printable(b, sizeof(b), o->ehlo);
 		reason_add(&r,
 		           "EHLO keywords are rewritten (\"%s\"): a firewall's SMTP inspection "
@@ -470,7 +473,7 @@ static void classify_one(const struct round_facts *f, unsigned timeout, const st
 				           "a plaintext server answers where TLS is expected "
 				           "(implicit TLS), while port%s %s ha%s TLS",
 				           plural, b, plural[0] ? "ve" : "s");
-			else if (strstr(r.buf, "EHLO keywords") == NULL)
+			else if (!keywords_rewritten) /* already the reason */
 				reason_add(
 				    &r,
 				    "no STARTTLS here, but port%s %s offer%s it: something on "

@@ -75,8 +75,7 @@ struct probe_obs {
 	enum probe_tls tls_mode; /* how TLS was reached; NONE: it was not */
 	char tls_error[160];     /* a handshake that was tried and failed */
 	struct tlsinfo tls;
-	char auth[256];             /* AUTH mechanisms of the last EHLO, raw */
-	char error[PROBE_TEXT_MAX]; /* why the dialogue ended early; "" if it reached QUIT */
+	char auth[256]; /* AUTH mechanisms of the last EHLO, raw */
 };
 
 struct probe_verdict {

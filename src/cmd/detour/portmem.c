@@ -303,23 +303,21 @@ int portmem_save(const char *path, const struct portmem *pm)
 	int rc = -1;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd >= 0) {
-		size_t len = strlen(text), off = 0;
-		while (off < len) {
-			ssize_t w = write(fd, text + off, len - off);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				break;
-			off += (size_t)w;
-		}
-		if (off == len && fsync(fd) == 0 && close(fd) == 0) {
+		if (write_all(fd, text, strlen(text)) == 0 && fsync(fd) == 0 && close(fd) == 0) {
 			fd = -1;
 			rc = rename(tmp, path);
 		}
 		if (fd >= 0)
 			close(fd);
-		if (rc < 0)
+		if (rc < 0) {
 			unlink(tmp);
+		} else {
+			/* The new name must survive a crash too. */
+			const char *slash = strrchr(path, '/');
+			char *dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
+			fsync_dir(*dir ? dir : "/");
+			free(dir);
+		}
 	}
 	free(text);
 	free(tmp);

@@ -52,7 +52,7 @@ static const char probe_usage[] =
 struct port_run {
 	struct client_port p;
 	struct conn *primary, *fallback;
-	int64_t start, deadline, fallback_at;
+	int64_t deadline, fallback_at;
 	bool done;
 	struct probe_obs obs;
 };
@@ -145,8 +145,6 @@ static void observe(const struct port_run *run, const struct conn *c, struct pro
 	else if (conn_tls_tried(c))
 		str_copy(o->tls_error, conn_error(c), sizeof(o->tls_error));
 	o->silent = n == 0 && !o->tls.up;
-	if (conn_status(c) == CONN_FAILED)
-		str_copy(o->error, conn_error(c), sizeof(o->error));
 }
 
 static struct conn *open_one(const struct probe *pr, const struct port_run *run, bool implicit)
@@ -228,7 +226,6 @@ static void run_round(struct probe *pr, struct probe_obs *obs_r)
 		struct port_run *r = &runs[i];
 		memset(r, 0, sizeof(*r));
 		r->p = pr->ports[i];
-		r->start = now;
 		r->deadline = now + (int64_t)pr->timeout * 1000;
 		r->fallback_at = now + (int64_t)pr->timeout * 1000 / PROBE_FALLBACK_DIVISOR;
 		r->primary = open_one(pr, r, r->p.implicit);
@@ -576,29 +573,41 @@ static void print_table(const struct probe *pr, const char *adv, const char *not
 		printf("\n%s\n", note);
 }
 
-/* ---- remembering what was intercepted ---- */
+/* ---- the user's own accounts ---- */
 
-static void remember(const struct probe *pr, const char *config_option)
+/* own_accounts - what probe needs from the client configuration, read
+ * once: whether one of its accounts relays through host (then what was
+ * intercepted is remembered for `detour send`), and the first such
+ * account's ca_file (a copy, or NULL). A missing or broken configuration
+ * is no error here: probe works for any host. */
+static bool own_accounts(const char *host, const char *config_option, char **ca_r)
 {
 	char *path = client_config_path(config_option), *errors = NULL;
 	struct client_config *cfg = NULL;
-	if (path == NULL || access(path, R_OK) != 0 ||
-	    client_config_load(path, &cfg, &errors) < 0) {
-		free(errors);
-		free(path);
-		return;
-	}
-	free(path);
 	bool ours = false;
-	for (size_t i = 0; i < cfg->naccounts; i++)
-		if (str_ieq(cfg->accounts[i].host, pr->host))
+	*ca_r = NULL;
+	if (path != NULL && access(path, R_OK) == 0 &&
+	    client_config_load(path, &cfg, &errors) == 0) {
+		for (size_t i = 0; i < cfg->naccounts; i++) {
+			if (!str_ieq(cfg->accounts[i].host, host))
+				continue;
 			ours = true;
-	client_config_free(&cfg);
-	char *state = detour_state_dir();
-	if (!ours || state == NULL) {
-		free(state);
-		return;
+			if (*ca_r == NULL && cfg->accounts[i].ca_file != NULL)
+				*ca_r = xstrdup(cfg->accounts[i].ca_file);
+		}
+		client_config_free(&cfg);
 	}
+	free(errors);
+	free(path);
+	return ours;
+}
+
+/* remember - record which ports were intercepted on this network. */
+static void remember(const struct probe *pr)
+{
+	char *state = detour_state_dir();
+	if (state == NULL)
+		return;
 	char *file = xasprintf("%s/networks", state);
 	struct portmem pm;
 	if (portmem_load(file, &pm) == 0) {
@@ -618,24 +627,6 @@ static void remember(const struct probe *pr, const char *config_option)
 	portmem_free(&pm);
 	free(file);
 	free(state);
-}
-
-/* ca_for - an account's ca_file when its relay is host. */
-static char *ca_for(const char *host, const char *config_option)
-{
-	char *path = client_config_path(config_option), *errors = NULL, *ca = NULL;
-	struct client_config *cfg = NULL;
-	if (path != NULL && access(path, R_OK) == 0 &&
-	    client_config_load(path, &cfg, &errors) == 0) {
-		for (size_t i = 0; i < cfg->naccounts && ca == NULL; i++)
-			if (str_ieq(cfg->accounts[i].host, host) &&
-			    cfg->accounts[i].ca_file != NULL)
-				ca = xstrdup(cfg->accounts[i].ca_file);
-		client_config_free(&cfg);
-	}
-	free(errors);
-	free(path);
-	return ca;
 }
 
 int probe_main(int argc, char **argv, const char *config_option)
@@ -751,7 +742,8 @@ int probe_main(int argc, char **argv, const char *config_option)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&pr.addr)->sin6_addr, pr.addr_text,
 		          sizeof(pr.addr_text));
 
-	char *account_ca = ca_file == NULL ? ca_for(pr.host, config_option) : NULL;
+	char *account_ca = NULL;
+	bool ours = own_accounts(pr.host, config_option, &account_ca);
 	char errbuf[512];
 	pr.ctx = conn_ssl_ctx(ca_file != NULL ? ca_file : account_ca, errbuf, sizeof(errbuf));
 	free(account_ca);
@@ -780,7 +772,8 @@ int probe_main(int argc, char **argv, const char *config_option)
 	else
 		print_table(&pr, adv, note);
 	fflush(stdout);
-	remember(&pr, config_option);
+	if (ours)
+		remember(&pr);
 	int rc = EX_UNAVAILABLE;
 	for (size_t i = 0; i < pr.nports; i++)
 		if (pr.final[i].usable)
