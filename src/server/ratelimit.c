@@ -12,15 +12,18 @@
 struct bucket {
 	struct bucket *next;
 	struct config_rate rate; /* the rate the bucket was last used with */
-	double tokens;          /* what may still be taken */
-	int64_t updated_ms;     /* when tokens was last brought up to date */
-	int64_t reported_until; /* refusals before this are not logged again */
+	double tokens;           /* what may still be taken */
+	int64_t updated_ms;      /* when tokens was last brought up to date */
+	int64_t reported_until;  /* refusals before this are not logged again */
 	char key[];
 };
 
 struct ratelimit {
 	struct bucket *table[RATELIMIT_BUCKETS];
 	size_t count, max;
+	/* While the table is full and its buckets' rates unchanged, a sweep
+	 * frees nothing before this (0: sweep when full). */
+	int64_t sweep_after_ms;
 };
 
 static unsigned hash(const char *key)
@@ -76,24 +79,50 @@ static void refill(struct bucket *b, struct config_rate rate, int64_t now_ms)
 	}
 }
 
-/* sweep - drop buckets that have refilled: they hold no information. The
- * rate is not known here, so "refilled" means untouched for longer than
- * the longest window a configuration allows for the kinds of limits kept
- * in one table; callers size windows accordingly (a day at most). */
-static void sweep(struct ratelimit *rl, int64_t now_ms, int64_t idle_ms)
+/* full_at - when a bucket will be full again at its own rate. */
+static int64_t full_at(const struct bucket *b)
 {
+	double missing = b->rate.count - b->tokens;
+	if (missing <= 0)
+		return b->updated_ms;
+	return b->updated_ms + (int64_t)(missing * b->rate.seconds * 1000.0 / b->rate.count) + 1;
+}
+
+/* sweep - drop the buckets that have refilled at their own rate: a full
+ * bucket holds no information. Each bucket is judged by the rate it was
+ * last used with, so a short window never evicts a long one in use. When
+ * nothing could be dropped, note when the first one will be, so that a
+ * full table is not walked again for every new key before then. */
+static void sweep(struct ratelimit *rl, int64_t now_ms)
+{
+	int64_t next = INT64_MAX;
+	size_t before = rl->count;
 	for (size_t i = 0; i < RATELIMIT_BUCKETS; i++) {
 		for (struct bucket **pp = &rl->table[i]; *pp != NULL;) {
 			struct bucket *b = *pp;
-			if (now_ms - b->updated_ms >= idle_ms) {
+			int64_t at = full_at(b);
+			if (at <= now_ms) {
 				*pp = b->next;
 				free(b);
 				rl->count--;
 			} else {
+				if (at < next)
+					next = at;
 				pp = &b->next;
 			}
 		}
 	}
+	rl->sweep_after_ms = rl->count < before ? 0 : next;
+}
+
+/* bring_up_to_date - refill b; a changed rate may make it full sooner
+ * than the last sweep assumed. */
+static void bring_up_to_date(struct ratelimit *rl, struct bucket *b, struct config_rate rate,
+                             int64_t now_ms)
+{
+	if (b->rate.count != rate.count || b->rate.seconds != rate.seconds)
+		rl->sweep_after_ms = 0;
+	refill(b, rate, now_ms);
 }
 
 static struct bucket *find(struct ratelimit *rl, const char *key)
@@ -111,11 +140,11 @@ static struct bucket *get(struct ratelimit *rl, const char *key, struct config_r
 {
 	struct bucket *b = find(rl, key);
 	if (b != NULL) {
-		refill(b, rate, now_ms);
+		bring_up_to_date(rl, b, rate, now_ms);
 		return b;
 	}
-	if (rl->count >= rl->max)
-		sweep(rl, now_ms, (int64_t)rate.seconds * 1000);
+	if (rl->count >= rl->max && now_ms >= rl->sweep_after_ms)
+		sweep(rl, now_ms);
 	if (rl->count >= rl->max)
 		return NULL;
 	size_t len = strlen(key);
@@ -164,7 +193,7 @@ unsigned ratelimit_available(struct ratelimit *rl, const char *key, struct confi
 	struct bucket *b = find(rl, key);
 	if (b == NULL)
 		return rate.count;
-	refill(b, rate, now_ms);
+	bring_up_to_date(rl, b, rate, now_ms);
 	return (unsigned)b->tokens;
 }
 

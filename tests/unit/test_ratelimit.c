@@ -94,6 +94,33 @@ static void test_memory_bound(void **state)
 	ratelimit_free(&rl);
 }
 
+/* Each bucket is judged by its own window when room is made: a key with a
+ * one-second window does not evict a one-day bucket that is still in use,
+ * and a table full of busy buckets is not walked for every new key. */
+static void test_sweep_uses_each_buckets_rate(void **state)
+{
+	(void)state;
+	struct config_rate per_day = {1, 86400}, per_second = {1, 1};
+	struct ratelimit *rl = ratelimit_new(2);
+	assert_int_equal(ratelimit_take(rl, "long", per_day, 1, 0), RATELIMIT_OK);
+	assert_int_equal(ratelimit_take(rl, "short", per_second, 1, 0), RATELIMIT_OK);
+	/* two seconds later "short" has refilled and makes room; "long" stays */
+	assert_int_equal(ratelimit_take(rl, "new", per_second, 1, 2000), RATELIMIT_OK);
+	assert_int_equal(ratelimit_count(rl), 2);
+	assert_int_equal(ratelimit_available(rl, "long", per_day, 2000), 0);
+	assert_int_equal(ratelimit_take(rl, "long", per_day, 1, 2000), RATELIMIT_OVER_NEW);
+	assert_int_equal(ratelimit_available(rl, "new", per_second, 2000), 0);
+	/* both busy: a further key is not tracked (fail open) until one refills */
+	assert_int_equal(ratelimit_take(rl, "other", per_second, 1, 2500), RATELIMIT_OK);
+	assert_int_equal(ratelimit_available(rl, "other", per_second, 2500), 1);
+	assert_int_equal(ratelimit_count(rl), 2);
+	/* "new" is full again at 3000: then "other" gets its place */
+	assert_int_equal(ratelimit_take(rl, "other", per_second, 1, 3001), RATELIMIT_OK);
+	assert_int_equal(ratelimit_available(rl, "other", per_second, 3001), 0);
+	assert_int_equal(ratelimit_available(rl, "long", per_day, 3001), 0);
+	ratelimit_free(&rl);
+}
+
 /* A changed rate keeps what was used: raising 3 -> 10 after 3 leaves 7,
  * lowering 10 -> 3 after 5 leaves none. */
 static void test_rate_change_keeps_use(void **state)
@@ -119,6 +146,7 @@ int main(void)
 	    cmocka_unit_test(test_reported_once_per_window),
 	    cmocka_unit_test(test_unlimited),
 	    cmocka_unit_test(test_memory_bound),
+	    cmocka_unit_test(test_sweep_uses_each_buckets_rate),
 	    cmocka_unit_test(test_rate_change_keeps_use),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
