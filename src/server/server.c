@@ -210,7 +210,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 		logline_emit(&ll, LOG_LEVEL_WARN);
 		return;
 	}
-	session_start(srv, l->cl, fd, sa, (socklen_t)salen, !trusted);
+	session_start(srv, l->cl, fd, sa, (socklen_t)salen, addr, trusted);
 }
 
 /* bind_all - a list of bound sockets for every address of cfg, taking

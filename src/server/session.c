@@ -1123,7 +1123,7 @@ static void session_free(struct session *s)
 		event_free(s->close_ev);
 	if (s->deadline != NULL)
 		event_free(s->deadline);
-	if (s->ip_counted)
+	if (!s->trusted) /* counted in the server's per-address table */
 		server_ip_release(s->srv, s->client_addr);
 	if (s->login != NULL) {
 		explicit_bzero(s->login, sizeof(*s->login));
@@ -1181,31 +1181,21 @@ static void deadline_over(evutil_socket_t fd, short what, void *arg)
 }
 
 void session_start(struct server *srv, const struct config_listener *listener, int fd,
-                   const struct sockaddr *peer, socklen_t peer_len, bool ip_counted)
+                   const struct sockaddr *peer, socklen_t peer_len, const char *client_addr,
+                   bool trusted)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
-	s->ip_counted = ip_counted;
 	s->srv = srv;
 	s->cfg = config_ref(srv->cfg);
 	s->listener = listener;
 	s->id = ++srv->next_session_id;
 	s->started_ms = mono_ms();
 	memcpy(&s->peer, peer, peer_len < sizeof(s->peer) ? peer_len : sizeof(s->peer));
-	if (peer->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)peer;
-		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], s->client_addr,
-			          sizeof(s->client_addr));
-		else
-			inet_ntop(AF_INET6, &sin6->sin6_addr, s->client_addr,
-			          sizeof(s->client_addr));
-		s->client_port = ntohs(sin6->sin6_port);
-	} else {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)peer;
-		inet_ntop(AF_INET, &sin->sin_addr, s->client_addr, sizeof(s->client_addr));
-		s->client_port = ntohs(sin->sin_port);
-	}
-	s->trusted = config_is_trusted(s->cfg, peer);
+	str_copy(s->client_addr, client_addr, sizeof(s->client_addr));
+	s->client_port =
+	    ntohs(peer->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)peer)->sin6_port
+	                                      : ((const struct sockaddr_in *)peer)->sin_port);
+	s->trusted = trusted;
 
 	/* Replies are small and latency-bound: never wait for a delayed ACK. */
 	int one = 1;
@@ -1218,7 +1208,7 @@ void session_start(struct server *srv, const struct config_listener *listener, i
 			log_event(LOG_LEVEL_WARN, "smtp.tls_error", "listener=%s error=\"%s\"",
 			          listener->name, tls_last_error(0));
 			close(fd);
-			if (ip_counted)
+			if (!trusted)
 				server_ip_release(srv, s->client_addr);
 			config_unref(&s->cfg);
 			free(s);

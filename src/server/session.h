@@ -22,9 +22,13 @@ struct config_listener;
 struct session;
 
 /* session_start - take over an accepted socket (fd) from listener and greet.
- * The session frees itself when the connection ends. */
+ * client_addr and trusted are what the server found when it accepted it
+ * (an untrusted client was counted in its per-address table, which the
+ * session leaves when it ends). The session frees itself when the
+ * connection ends. */
 void session_start(struct server *srv, const struct config_listener *listener, int fd,
-                   const struct sockaddr *peer, socklen_t peer_len, bool ip_counted);
+                   const struct sockaddr *peer, socklen_t peer_len, const char *client_addr,
+                   bool trusted);
 
 /* session_shutdown - the server is stopping: a session at a command boundary
  * gets 421 and is closed now; one inside a transaction finishes its current

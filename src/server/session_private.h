@@ -87,7 +87,6 @@ struct session {
 	struct event *auth_delay;         /* failure answered after a pause */
 	struct config_rate rate_messages; /* the account's limits ([limits] or its own) */
 	struct config_rate rate_recipients;
-	bool ip_counted;        /* counted in the server's per-address table */
 	struct event *deadline; /* [limits] session_timeout */
 	unsigned errors;
 	unsigned messages;
