@@ -8,6 +8,8 @@
  *
  * Owns nothing of detour; only the drivers include it. Header-only, so that
  * every .c file in fuzz/ stays one target (the Makefile builds each one).
+ * Allocation is detour's own (lib/util.h: xmalloc and the rest abort when
+ * memory runs out, and never return NULL).
  */
 #ifndef DETOUR_FUZZ_H
 #define DETOUR_FUZZ_H
@@ -15,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +25,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "lib/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -64,9 +69,12 @@ static inline uint32_t fuzz_rng_next(struct fuzz_rng *r)
 }
 
 /* fuzz_chunk - the length of the next piece: 1..max (max >= 1), or all
- * that is left when less remains. */
+ * that is left when less remains. Without a generator (r NULL) the piece
+ * is all that is left: the input fed whole. */
 static inline size_t fuzz_chunk(struct fuzz_rng *r, size_t max, size_t left)
 {
+	if (r == NULL)
+		return left;
 	size_t n = 1 + fuzz_rng_next(r) % max;
 	return n < left ? n : left;
 }
@@ -79,28 +87,44 @@ static inline size_t fuzz_chunk_max(unsigned bits)
 	return max[bits & 3];
 }
 
+/*
+ * fuzz_split_input - the input of a driver that feeds its payload in
+ * pieces: byte 0 is the driver's mode (it reads data[0] itself), bytes
+ * 1..4 seed *rng, the split points; the payload, from byte 5 on, is
+ * returned in *s and *n. Returns false, and the driver skips the input,
+ * when size is under those 5 bytes or over max.
+ */
+static inline bool fuzz_split_input(const uint8_t *data, size_t size, size_t max,
+                                    struct fuzz_rng *rng, const char **s, size_t *n)
+{
+	if (size < 5 || size > max)
+		return false;
+	fuzz_rng_init(rng, data + 1, 4);
+	*s = (const char *)data + 5;
+	*n = size - 5;
+	return true;
+}
+
 /* fuzz_dup - a heap copy of exactly n bytes (at least one allocated), so
  * that ASan sees any read past the piece a function was given. */
 static inline char *fuzz_dup(const void *p, size_t n)
 {
-	char *q = malloc(n ? n : 1);
-	if (q == NULL)
-		abort();
-	if (n)
-		memcpy(q, p, n);
+	char *q = xmalloc(n);
+	memcpy(q, p, n);
 	return q;
 }
 
-/* fuzz_strndup - a NUL-terminated heap copy of n bytes. */
-static inline char *fuzz_strndup(const void *p, size_t n)
+/* fuzz_trace - is FUZZ_TRACE set in the environment, to something other
+ * than "" or "0"? Drivers that can print what an input does print it then.
+ * Read once. */
+static inline bool fuzz_trace(void)
 {
-	char *q = malloc(n + 1);
-	if (q == NULL)
-		abort();
-	if (n)
-		memcpy(q, p, n);
-	q[n] = '\0';
-	return q;
+	static int on = -1;
+	if (on < 0) {
+		const char *t = getenv("FUZZ_TRACE");
+		on = t != NULL && *t != '\0' && strcmp(t, "0") != 0;
+	}
+	return on;
 }
 
 /* fuzz_rmtree - remove path and everything under it; errors are ignored. */
@@ -112,11 +136,7 @@ static inline void fuzz_rmtree(const char *path)
 		while ((e = readdir(d)) != NULL) {
 			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 				continue;
-			size_t n = strlen(path) + strlen(e->d_name) + 2;
-			char *sub = malloc(n);
-			if (sub == NULL)
-				abort();
-			snprintf(sub, n, "%s/%s", path, e->d_name);
+			char *sub = xasprintf("%s/%s", path, e->d_name);
 			struct stat st;
 			if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
 				fuzz_rmtree(sub);
@@ -156,22 +176,14 @@ static inline char *fuzz_tmpdir(const char *name)
 			if (*end != '\0' || pid <= 0 || pid == (long)getpid() ||
 			    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 				continue;
-			size_t n = strlen(base) + strlen(e->d_name) + 2;
-			char *old = malloc(n);
-			if (old == NULL)
-				abort();
-			snprintf(old, n, "%s/%s", base, e->d_name);
+			char *old = xasprintf("%s/%s", base, e->d_name);
 			fuzz_rmtree(old);
 			free(old);
 		}
 		closedir(d);
 	}
 
-	size_t n = strlen(base) + plen + 24;
-	char *dir = malloc(n);
-	if (dir == NULL)
-		abort();
-	snprintf(dir, n, "%s/%s%ld", base, prefix, (long)getpid());
+	char *dir = xasprintf("%s/%s%ld", base, prefix, (long)getpid());
 	fuzz_rmtree(dir);
 	if (mkdir(dir, 0700) < 0) {
 		fprintf(stderr, "fuzz: cannot create %s: %s\n", dir, strerror(errno));

@@ -38,10 +38,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1 || size > BIG - 1)
 		return 0;
 	size_t out_size = data[0] == 255 ? BOUNCE_DIAGNOSTIC_MAX + 1 : data[0];
-	char *text = fuzz_strndup(data + 1, size - 1);
-	char *out = malloc(out_size ? out_size : 1);
-	char *big = malloc(BIG);
-	char *again = malloc(BIG);
+	char *text = xstrndup((const char *)data + 1, size - 1);
+	char *out = xmalloc(out_size);
+	char *big = xmalloc(BIG);
+	char *again = xmalloc(BIG);
 
 	/* A size of 0 writes nothing: leave a canary to check. */
 	out[0] = 'X';

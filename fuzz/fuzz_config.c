@@ -37,7 +37,7 @@ struct passwd *getpwnam(const char *name)
 	static const char *const users[] = {"root", "nobody", "detour"};
 	static struct passwd pw;
 
-	for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(users); i++) {
 		if (strcmp(name, users[i]) == 0) {
 			pw = (struct passwd){.pw_name = (char *)users[i],
 			                     .pw_passwd = (char *)"x",
@@ -212,7 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1 || size > 65536)
 		return 0;
 	bool from_file = data[0] & 1;
-	char *text = fuzz_strndup(data + 1, size - 1);
+	char *text = xstrndup((const char *)data + 1, size - 1);
 	char *errors = NULL, *errors2 = NULL;
 	struct config *c, *c2;
 	const char *name = NAME;

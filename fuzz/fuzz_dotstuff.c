@@ -29,14 +29,14 @@
 static char *stuff(const char *s, size_t n, struct fuzz_rng *rng, size_t chunk_max, size_t *len_r)
 {
 	struct smtp_dotstuff ds;
-	char *all = malloc(2 * n + SMTP_DOTSTUFF_FINISH_MAX + 1);
+	char *all = xmalloc(2 * n + SMTP_DOTSTUFF_FINISH_MAX + 1);
 	size_t total = 0, pos = 0;
 
 	smtp_dotstuff_init(&ds);
 	while (pos < n) {
-		size_t len = rng ? fuzz_chunk(rng, chunk_max, n - pos) : n - pos;
+		size_t len = fuzz_chunk(rng, chunk_max, n - pos);
 		char *in = fuzz_dup(s + pos, len);
-		char *out = malloc(SMTP_DOTSTUFF_FEED_MAX(len) ? SMTP_DOTSTUFF_FEED_MAX(len) : 1);
+		char *out = xmalloc(SMTP_DOTSTUFF_FEED_MAX(len));
 		size_t w = smtp_dotstuff_feed(&ds, in, len, out);
 		FUZZ_CHECK(w <= SMTP_DOTSTUFF_FEED_MAX(len), "feed of %zu wrote %zu", len, w);
 		memcpy(all + total, out, w);
@@ -45,7 +45,7 @@ static char *stuff(const char *s, size_t n, struct fuzz_rng *rng, size_t chunk_m
 		free(out);
 		free(in);
 	}
-	char *fin = malloc(SMTP_DOTSTUFF_FINISH_MAX);
+	char *fin = xmalloc(SMTP_DOTSTUFF_FINISH_MAX);
 	size_t w = smtp_dotstuff_finish(&ds, fin);
 	FUZZ_CHECK(w <= SMTP_DOTSTUFF_FINISH_MAX, "finish wrote %zu", w);
 	memcpy(all + total, fin, w);
@@ -61,7 +61,7 @@ static char *stuff(const char *s, size_t n, struct fuzz_rng *rng, size_t chunk_m
  * end if missing (nothing for an empty message). */
 static char *normalize(const char *s, size_t n, size_t *len_r)
 {
-	char *o = malloc(2 * n + 2 + 1);
+	char *o = xmalloc(2 * n + 2 + 1);
 	size_t k = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -87,13 +87,12 @@ static char *normalize(const char *s, size_t n, size_t *len_r)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 5 || size > 65536)
+	struct fuzz_rng rng;
+	const char *s;
+	size_t n;
+	if (!fuzz_split_input(data, size, 65536, &rng, &s, &n))
 		return 0;
 	unsigned mode = data[0];
-	struct fuzz_rng rng;
-	fuzz_rng_init(&rng, data + 1, 4);
-	const char *s = (const char *)data + 5;
-	size_t n = size - 5;
 
 	size_t wire_len, split_len;
 	char *wire = stuff(s, n, NULL, 0, &wire_len);
@@ -104,14 +103,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* Read it back as detour's server would. */
 	struct smtp_data d;
-	char *msg = malloc(wire_len + 2);
+	char *msg = xmalloc(wire_len + 2);
 	size_t msg_len = 0, pos = 0;
 	bool ended = false;
 	smtp_data_init(&d, SMTP_DATA_DOT);
 	while (pos < wire_len && !ended) {
 		size_t len = fuzz_chunk(&rng, fuzz_chunk_max(mode >> 2), wire_len - pos);
 		char *in = fuzz_dup(wire + pos, len);
-		char *out = malloc(len + 2);
+		char *out = xmalloc(len + 2);
 		size_t out_len, used;
 		ended = smtp_data_feed(&d, in, len, out, &out_len, &used) == SMTP_DATA_END;
 		memcpy(msg + msg_len, out, out_len);

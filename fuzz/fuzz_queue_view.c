@@ -23,8 +23,8 @@
  * an address and a state; every listed message is found again by
  * queue_view_get with the same fields, and queue_view_cat writes exactly its
  * body's octets (or reports NOTFOUND without a body, ERROR for a body that
- * is not a blob); malformed ids are NOTFOUND; nothing leaks. FUZZ_TRACE=1 prints how many rows an
- * input inserted.
+ * is not a blob); malformed ids are NOTFOUND; nothing leaks. With FUZZ_TRACE=1
+ * (fuzz_trace) how many rows an input inserted is printed to stderr.
  */
 #include <event2/event.h>
 #include <fcntl.h>
@@ -386,7 +386,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sqlite3 *db = fill(&r);
 	int64_t nmsg = count(db, "SELECT count(*) FROM message");
 	int64_t nrcpt = count(db, "SELECT count(*) FROM recipient");
-	if (getenv("FUZZ_TRACE") != NULL)
+	if (fuzz_trace())
 		fprintf(stderr,
 		        "fuzz_queue_view: %lld messages (%lld with a body), %lld recipients\n",
 		        (long long)nmsg, (long long)count(db, "SELECT count(*) FROM body"),
@@ -411,7 +411,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char *const ids[] = {
 	    "",    "0000000000000000", "ZZZZZZZZZZZZZZZZ", "0000000000000000X", "000000000000000I",
 	    "%s%n"};
-	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
 		enum queue_view_result gr = queue_view_get(v, ids[i], &g, &err);
 		FUZZ_CHECK(gr != QUEUE_VIEW_ERROR && (gr == QUEUE_VIEW_OK) == (g != NULL),
 		           "get(\"%s\"): %d", ids[i], (int)gr);

@@ -56,7 +56,7 @@ static void feed(const char *s, size_t n, struct fuzz_rng *rng, size_t chunk_max
 
 	received_counter_init(rc);
 	while (pos < n) {
-		size_t len = rng ? fuzz_chunk(rng, chunk_max, n - pos) : n - pos;
+		size_t len = fuzz_chunk(rng, chunk_max, n - pos);
 		char *p = fuzz_dup(s + pos, len);
 		received_counter_feed(rc, p, len);
 		free(p);
@@ -66,13 +66,12 @@ static void feed(const char *s, size_t n, struct fuzz_rng *rng, size_t chunk_max
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 5 || size > 16384)
-		return 0;
 	struct fuzz_rng rng;
-	fuzz_rng_init(&rng, data + 1, 4);
+	const char *s;
+	size_t n;
+	if (!fuzz_split_input(data, size, 16384, &rng, &s, &n))
+		return 0;
 	size_t chunk_max = fuzz_chunk_max(data[0]);
-	const char *s = (const char *)data + 5;
-	size_t n = size - 5;
 	struct received_counter whole, bytes, split;
 
 	feed(s, n, NULL, 0, &whole);

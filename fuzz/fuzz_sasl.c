@@ -38,7 +38,7 @@ static bool clean(const char *s, size_t n)
 static bool encodes_to(const unsigned char *raw, size_t n, const char *b64, size_t len)
 {
 	size_t need = 4 * ((n + 2) / 3) + 1;
-	char *e = malloc(need);
+	char *e = xmalloc(need);
 	long k = base64_encode(raw, n, e, need);
 	bool same = k >= 0 && (size_t)k == len && memcmp(e, b64, len) == 0;
 	free(e);
@@ -48,7 +48,7 @@ static bool encodes_to(const unsigned char *raw, size_t n, const char *b64, size
 static void check_base64(const char *s, size_t len)
 {
 	size_t room = len / 4 * 3;
-	unsigned char *dec = malloc(room ? room : 1);
+	unsigned char *dec = xmalloc(room);
 	long n = base64_decode(s, len, dec, room);
 	if (n >= 0) {
 		FUZZ_CHECK((size_t)n <= room, "decoded %ld into %zu", n, room);
@@ -56,7 +56,7 @@ static void check_base64(const char *s, size_t len)
 		           "accepted base64 that is not canonical");
 		/* One byte short of room is refused, not overrun. */
 		if (n > 0) {
-			unsigned char *tight = malloc((size_t)n - 1 ? (size_t)n - 1 : 1);
+			unsigned char *tight = xmalloc((size_t)n - 1);
 			FUZZ_CHECK(base64_decode(s, len, tight, (size_t)n - 1) == -1,
 			           "decoded %ld octets into %ld", n, n - 1);
 			free(tight);
@@ -68,12 +68,12 @@ static void check_base64(const char *s, size_t len)
 
 	/* Any octets round-trip. */
 	size_t need = 4 * ((len + 2) / 3) + 1;
-	char *enc = malloc(need);
+	char *enc = xmalloc(need);
 	long e = base64_encode((const unsigned char *)s, len, enc, need);
 	FUZZ_CHECK(e >= 0 && (size_t)e == need - 1 && enc[e] == '\0', "encode returned %ld", e);
 	FUZZ_CHECK(base64_encode((const unsigned char *)s, len, enc, need - 1) == -1,
 	           "encoded into too small a buffer");
-	unsigned char *back = malloc((size_t)e / 4 * 3 + 1);
+	unsigned char *back = xmalloc((size_t)e / 4 * 3 + 1);
 	long b = base64_decode(enc, (size_t)e, back, (size_t)e / 4 * 3);
 	FUZZ_CHECK(b == (long)len && memcmp(back, s, len) == 0, "encode then decode lost octets");
 	free(back);
@@ -82,7 +82,7 @@ static void check_base64(const char *s, size_t len)
 
 static void check_plain(const char *s, size_t len)
 {
-	struct sasl_credentials *cred = malloc(sizeof(*cred));
+	struct sasl_credentials *cred = xmalloc(sizeof(*cred));
 	enum sasl_result r = sasl_plain_decode(s, len, cred);
 
 	FUZZ_CHECK(r <= SASL_AUTHZID, "result %d", (int)r);
@@ -91,7 +91,7 @@ static void check_plain(const char *s, size_t len)
 		/* Well formed, with an authorization identity that is not
 		 * the user: "authzid NUL user NUL password". */
 		size_t room = len / 4 * 3;
-		char *raw = malloc(room ? room : 1);
+		char *raw = xmalloc(room);
 		long n = base64_decode(s, len, (unsigned char *)raw, room);
 		FUZZ_CHECK(n > 0, "AUTHZID for base64 that does not decode");
 		char *nul1 = memchr(raw, '\0', (size_t)n);
@@ -116,7 +116,7 @@ static void check_plain(const char *s, size_t len)
 		FUZZ_CHECK(clean(cred->user, ul) && clean(cred->password, pl), "CR or LF inside");
 		/* Rebuild both allowed forms; one must be the input. */
 		size_t n = 0;
-		unsigned char *raw = malloc(2 * ul + pl + 2);
+		unsigned char *raw = xmalloc(2 * ul + pl + 2);
 		raw[n++] = '\0';
 		memcpy(raw + n, cred->user, ul);
 		n += ul;
@@ -142,7 +142,7 @@ static void check_plain(const char *s, size_t len)
 
 static void check_login(const char *s, size_t len, size_t size)
 {
-	char *out = malloc(size ? size : 1);
+	char *out = xmalloc(size);
 	enum sasl_result r = sasl_login_decode(s, len, out, size);
 
 	FUZZ_CHECK(r <= SASL_CANCELLED, "LOGIN result %d", (int)r);

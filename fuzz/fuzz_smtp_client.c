@@ -22,7 +22,7 @@
  *   FF 'F' handshake failed (S and F only count while the client wants
  *   TLS), FF 'D' the body is sent, FF 'M' send the next message (or QUIT),
  *   FF '|' hand the bytes so far to the client now (a read boundary).
- * With FUZZ_TRACE=1 in the environment the dialogue is printed to stderr
+ * With FUZZ_TRACE=1 (fuzz_trace) the dialogue is printed to stderr
  * (C: what the client sent, S: what it was fed, E: events and wants).
  * The driver behaves as delivery does: it drains the output after every
  * call, sends the body when asked, sends the message(s) when idle, then
@@ -50,25 +50,34 @@
 #include "lib/base64.h"
 #include "lib/limits.h"
 #include "smtp/smtp_client.h"
-#include "smtp/smtp_dotstuff.h"
 #include "fuzz.h"
 
 #define USER     "fuzz-user@example.org"
 #define PASSWORD "Pa55-w0rd-SECRET"
 
-static bool trace;
+/* The lines AUTH LOGIN sends, base64 of USER and PASSWORD (set once). */
+static char *b64_user, *b64_pass;
+
+static char *b64(const char *s)
+{
+	size_t n = strlen(s), need = 4 * ((n + 2) / 3) + 1;
+	char *e = xmalloc(need);
+	if (base64_encode((const unsigned char *)s, n, e, need) < 0)
+		abort();
+	return e;
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *t = getenv("FUZZ_TRACE");
-	trace = t != NULL && *t != '\0' && strcmp(t, "0") != 0;
+	b64_user = b64(USER);
+	b64_pass = b64(PASSWORD);
 	return 0;
 }
 
 /* show - print octets for FUZZ_TRACE, escaping what is not printable. */
 static void show(const char *tag, const char *s, size_t n)
 {
-	if (!trace)
+	if (!fuzz_trace())
 		return;
 	fprintf(stderr, "%s ", tag);
 	for (size_t i = 0; i < n; i++) {
@@ -102,7 +111,7 @@ struct drv {
 	bool bytewise;
 	enum smtp_client_tls tls_policy;
 	bool has_auth;
-	char *b64_user, *b64_pass;
+	const char *b64_user, *b64_pass; /* the AUTH LOGIN lines; NULL without credentials */
 };
 
 static const struct smtp_client_rcpt sample_rcpts[] = {
@@ -121,7 +130,7 @@ static const struct smtp_client_rcpt sample_rcpts[] = {
     {"erin@example.org", 0, "rfc822;erin@example.org"},
     {"frank@sub.example.org", 0, NULL},
 };
-#define N_SAMPLES (sizeof(sample_rcpts) / sizeof(sample_rcpts[0]))
+#define N_SAMPLES ARRAY_SIZE(sample_rcpts)
 
 static bool is_verb(const char *line, size_t n, const char *verb)
 {
@@ -158,7 +167,7 @@ static void drain(struct drv *d, const char *call)
 		static const char *const verbs[] = {"EHLO", "HELO", "MAIL",     "RCPT", "DATA",
 		                                    "RSET", "QUIT", "STARTTLS", "."};
 		bool command = false;
-		for (size_t v = 0; v < sizeof(verbs) / sizeof(verbs[0]); v++)
+		for (size_t v = 0; v < ARRAY_SIZE(verbs); v++)
 			command |= is_verb(line, n, verbs[v]);
 		bool auth = is_verb(line, n, "AUTH");
 		if (command) {
@@ -256,7 +265,7 @@ static void settle(struct drv *d)
 		drain(d, "settle");
 		enum smtp_client_want w = smtp_client_want(d->c);
 		unsigned t = smtp_client_timeout(d->c);
-		if (trace)
+		if (fuzz_trace())
 			fprintf(stderr, "E: want %d\n", (int)w);
 		bool waits = w == SMTP_CLIENT_WANT_REPLY || w == SMTP_CLIENT_WANT_TLS ||
 		             w == SMTP_CLIENT_WANT_BODY;
@@ -286,11 +295,6 @@ static void settle(struct drv *d)
 				return;
 			d->go_body = false;
 			/* The caller streams the body itself. */
-			struct smtp_dotstuff ds;
-			char buf[64];
-			smtp_dotstuff_init(&ds);
-			(void)smtp_dotstuff_feed(&ds, "Subject: x\r\n\r\nhi\r\n", 18, buf);
-			(void)smtp_dotstuff_finish(&ds, buf);
 			d->body_sent = true;
 			smtp_client_body_sent(d->c);
 			drain(d, "body_sent");
@@ -332,15 +336,6 @@ static void feed(struct drv *d, const char *s, size_t n)
 	}
 }
 
-static char *b64(const char *s)
-{
-	size_t n = strlen(s), need = 4 * ((n + 2) / 3) + 1;
-	char *e = malloc(need);
-	if (base64_encode((const unsigned char *)s, n, e, need) < 0)
-		abort();
-	return e;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 4 || size > 65536)
@@ -366,8 +361,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .has_auth = cfg.auth_user != NULL,
 	};
 	if (h0 & 8) {
-		d.b64_user = b64(USER);
-		d.b64_pass = b64(PASSWORD);
+		d.b64_user = b64_user;
+		d.b64_pass = b64_pass;
 	}
 
 	size_t nrcpts = (size_t)(h2 & 7) + 1;
@@ -400,7 +395,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	const uint8_t *s = data + 4;
 	size_t n = size - 4;
-	char *pending = malloc(n ? n : 1);
+	char *pending = xmalloc(n);
 	size_t np = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] != 0xff || i + 1 == n) {
@@ -415,7 +410,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		feed(&d, pending, np);
 		np = 0;
 		enum smtp_client_want w = smtp_client_want(d.c);
-		if (trace)
+		if (fuzz_trace())
 			fprintf(stderr, "E: event '%c'\n", op);
 		switch (op) {
 		case 'L':
@@ -459,7 +454,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(w == SMTP_CLIENT_WANT_DONE || w == SMTP_CLIENT_WANT_FAILED,
 	           "still %d after the connection was lost", (int)w);
 	FUZZ_CHECK(!d.in_message, "message not finished");
-	if (trace) {
+	if (fuzz_trace()) {
 		for (size_t i = 0; i < nrcpts; i++)
 			fprintf(stderr, "E: rcpt %zu <%s>: status %d reason %s %d %s %s\n", i,
 			        rcpts[i].address, (int)results[i].status,
@@ -479,7 +474,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	smtp_client_free(&d.c);
 	FUZZ_CHECK(d.c == NULL, "free left the pointer");
-	free(d.b64_user);
-	free(d.b64_pass);
 	return 0;
 }

@@ -64,7 +64,7 @@ static void reference(bool dot, const char *s, size_t n, struct outcome *o)
 	o->consumed = end;
 	/* The message proper: without the final ".\r\n". */
 	size_t body = o->ended ? end - 3 : end;
-	o->out = malloc(n + 1);
+	o->out = xmalloc(n + 1);
 	o->out_len = 0;
 	o->errors = 0;
 	bool line_start = dot;
@@ -119,15 +119,15 @@ static void run(bool dot, const char *s, size_t n, struct fuzz_rng *rng, size_t 
 	struct smtp_data d;
 	size_t pos = 0;
 
-	o->out = malloc(n + 3);
+	o->out = xmalloc(n + 3);
 	o->out_len = 0;
 	o->ended = false;
 	smtp_data_init(&d, dot ? SMTP_DATA_DOT : SMTP_DATA_CHUNK);
 	FUZZ_CHECK(d.errors == 0 && d.out_len == 0, "init left state");
 	while (pos < n && !o->ended) {
-		size_t len = rng ? fuzz_chunk(rng, chunk_max, n - pos) : n - pos;
+		size_t len = fuzz_chunk(rng, chunk_max, n - pos);
 		char *in = fuzz_dup(s + pos, len);
-		char *out = malloc(len + 2 + spare);
+		char *out = xmalloc(len + 2 + spare);
 		size_t out_len = (size_t)-1, consumed = (size_t)-1;
 		uint64_t before = d.out_len;
 		enum smtp_data_result r = smtp_data_feed(&d, in, len, out, &out_len, &consumed);
@@ -174,15 +174,14 @@ static void compare(const struct outcome *a, const struct outcome *b, const char
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 5 || size > 65536)
+	struct fuzz_rng rng;
+	const char *s;
+	size_t n;
+	if (!fuzz_split_input(data, size, 65536, &rng, &s, &n))
 		return 0;
 	unsigned mode = data[0];
 	bool dot = (mode & 1) == 0;
 	size_t spare = (mode >> 3) & 3;
-	struct fuzz_rng rng;
-	fuzz_rng_init(&rng, data + 1, 4);
-	const char *s = (const char *)data + 5;
-	size_t n = size - 5;
 	struct outcome ref, whole, split;
 
 	reference(dot, s, n, &ref);

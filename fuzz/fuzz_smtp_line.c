@@ -46,9 +46,7 @@ static void add(struct run *r, const struct event *e)
 {
 	if (r->n == r->cap) {
 		r->cap = r->cap ? 2 * r->cap : 64;
-		r->ev = realloc(r->ev, r->cap * sizeof(*r->ev));
-		if (r->ev == NULL)
-			abort();
+		r->ev = xreallocarray(r->ev, r->cap, sizeof(*r->ev));
 	}
 	r->ev[r->n++] = *e;
 }
@@ -213,18 +211,16 @@ static enum smtp_line_result scan(const char *buf, size_t avail, bool auth, size
 }
 
 /* run - the session's input loop over data arriving in pieces. */
-static void run(const uint8_t *data, size_t size, struct fuzz_rng *rng, size_t chunk_max,
+static void run(const char *data, size_t size, struct fuzz_rng *rng, size_t chunk_max,
                 struct run *out)
 {
-	char *buf = malloc(size ? size : 1);
+	char *buf = xmalloc(size);
 	size_t start = 0, avail = 0, arrived = 0, at = 0;
 	bool skip_line = false;
 	int auth_lines = 0;
 
-	if (buf == NULL)
-		abort();
 	while (arrived < size) {
-		size_t n = rng ? fuzz_chunk(rng, chunk_max, size - arrived) : size - arrived;
+		size_t n = fuzz_chunk(rng, chunk_max, size - arrived);
 		/* Keep the unread bytes at the start of buf. */
 		memmove(buf, buf + start, avail);
 		start = 0;
@@ -289,18 +285,17 @@ static void run(const uint8_t *data, size_t size, struct fuzz_rng *rng, size_t c
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 5)
+	struct fuzz_rng rng;
+	const char *s;
+	size_t n;
+	if (!fuzz_split_input(data, size, SIZE_MAX, &rng, &s, &n))
 		return 0;
 	unsigned mode = data[0];
-	struct fuzz_rng rng;
 	struct run whole = {0}, split = {0};
 
-	fuzz_rng_init(&rng, data + 1, 4);
-	data += 5;
-	size -= 5;
-	run(data, size, NULL, 0, &whole);
+	run(s, n, NULL, 0, &whole);
 	if (mode & 4) {
-		run(data, size, &rng, fuzz_chunk_max(mode), &split);
+		run(s, n, &rng, fuzz_chunk_max(mode), &split);
 		FUZZ_CHECK(whole.n == split.n && whole.tail == split.tail,
 		           "%zu events whole, %zu split", whole.n, split.n);
 		for (size_t i = 0; i < whole.n; i++)

@@ -98,7 +98,7 @@ static void check_mail(const char *s, size_t len, unsigned ext)
 	} keys[] = {{"SIZE", SMTP_EXT_SIZE},         {"BODY", SMTP_EXT_8BITMIME},
 	            {"SMTPUTF8", SMTP_EXT_SMTPUTF8}, {"RET", SMTP_EXT_DSN},
 	            {"ENVID", SMTP_EXT_DSN},         {"AUTH", SMTP_EXT_AUTH}};
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
 		FUZZ_CHECK((ext & keys[i].ext) || !has_param(s, len, keys[i].key),
 		           "%s accepted without its extension", keys[i].key);
 }
@@ -133,8 +133,8 @@ static void check_rcpt(const char *s, size_t len, unsigned ext)
 static void xtext_codec(const char *s, size_t len, size_t small)
 {
 	size_t big = 3 * len + 1;
-	char *dec = malloc(big), *enc = malloc(big), *dec2 = malloc(big), *enc2 = malloc(big);
-	char *tiny = malloc(small ? small : 1);
+	char *dec = xmalloc(big), *enc = xmalloc(big), *dec2 = xmalloc(big), *enc2 = xmalloc(big);
+	char *tiny = xmalloc(small);
 
 	int d = smtp_xtext_decode(s, len, dec, big);
 	if (d >= 0) {

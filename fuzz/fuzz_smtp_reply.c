@@ -95,7 +95,7 @@ static void check_reply(const struct smtp_parsed_reply *r, const char *raw, size
 
 static void run(const char *s, size_t n, struct fuzz_rng *rng, size_t chunk_max, struct seen *seen)
 {
-	struct smtp_replyparse *p = malloc(sizeof(*p));
+	struct smtp_replyparse *p = xmalloc(sizeof(*p));
 	size_t pos = 0, reply_start = 0;
 	enum smtp_replyparse_result res = SMTP_REPLYPARSE_MORE;
 
@@ -103,7 +103,7 @@ static void run(const char *s, size_t n, struct fuzz_rng *rng, size_t chunk_max,
 	memset(seen, 0, sizeof(*seen));
 	seen->hash = 2166136261u;
 	while (pos < n) {
-		size_t len = rng ? fuzz_chunk(rng, chunk_max, n - pos) : n - pos;
+		size_t len = fuzz_chunk(rng, chunk_max, n - pos);
 		char *in = fuzz_dup(s + pos, len);
 		size_t off = 0;
 		while (off < len) {
@@ -158,12 +158,11 @@ static void run(const char *s, size_t n, struct fuzz_rng *rng, size_t chunk_max,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 5 || size > 131072)
-		return 0;
 	struct fuzz_rng rng;
-	fuzz_rng_init(&rng, data + 1, 4);
-	const char *s = (const char *)data + 5;
-	size_t n = size - 5;
+	const char *s;
+	size_t n;
+	if (!fuzz_split_input(data, size, 131072, &rng, &s, &n))
+		return 0;
 	struct seen whole, split;
 
 	run(s, n, NULL, 0, &whole);
