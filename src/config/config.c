@@ -858,7 +858,6 @@ static void config_defaults(struct config *c)
 	c->session_timeout = SMTP_SESSION_TIMEOUT_DEFAULT;
 }
 
-/* config_check - rules that involve several keys, after the whole file. */
 /* key_line_of - the line a key outside listeners was given on, or 0. */
 static int key_line_of(const struct loader *ld, const char *name)
 {

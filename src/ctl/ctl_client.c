@@ -33,18 +33,11 @@ int ctl_request(const char *path, const char *request, char **answer_r)
 		return -1;
 	}
 	char *req = xasprintf("%s\n", request);
-	size_t len = strlen(req), off = 0;
-	while (off < len) {
-		ssize_t n = write(fd, req + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			*answer_r = xasprintf("writing to %s: %s", path, strerror(errno));
-			free(req);
-			close(fd);
-			return -1;
-		}
-		off += (size_t)n;
+	if (write_all(fd, req, strlen(req)) < 0) {
+		*answer_r = xasprintf("writing to %s: %s", path, strerror(errno));
+		free(req);
+		close(fd);
+		return -1;
 	}
 	free(req);
 

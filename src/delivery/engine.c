@@ -357,7 +357,6 @@ static void put_bounce(void *arg, const void *data, size_t len)
 	spool_msg_append(arg, data, len);
 }
 
-/* enhanced_or - the enhanced code of a result, or a default of its class. */
 /* format_duration - "5 days", "1 hour", "90 seconds", for bounces. */
 static void format_duration(unsigned secs, char *out, size_t size)
 {
@@ -371,6 +370,7 @@ static void format_duration(unsigned secs, char *out, size_t size)
 		snprintf(out, size, "%u seconds", secs);
 }
 
+/* enhanced_or - the enhanced code of a result, or a default of its class. */
 static const char *enhanced_or(const struct smtp_client_result *r, const char *fallback)
 {
 	return r->enhanced[0] ? r->enhanced : fallback;

@@ -65,8 +65,6 @@
 #define SMTP_SESSION_TIMEOUT_DEFAULT (60 * 60)
 /* Buckets kept per rate-limit table (accounts, client addresses). */
 #define RATELIMIT_KEYS_MAX 100000
-/* Client addresses whose connections are counted ([limits]
- * max_connections_per_ip); the table is as large as max_connections. */
 /* After SIGTERM, sessions still open after this many seconds get 421. */
 #define SERVER_GRACE_DEFAULT 10
 

@@ -35,6 +35,9 @@ bool mem_ieq(const char *a, size_t alen, const char *b);
 /* Does s (length n) start with prefix, ignoring ASCII case? */
 bool mem_istarts(const char *s, size_t n, const char *prefix);
 void str_lower(char *s);
+/* str_hash - FNV-1a of a NUL-terminated string, for in-memory hash tables
+ * (not for anything an attacker must not predict). */
+uint32_t str_hash(const char *s);
 
 /* now_ms - wall-clock milliseconds since the epoch. */
 int64_t now_ms(void);

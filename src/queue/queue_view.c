@@ -241,16 +241,14 @@ struct queue_view *queue_view_open(const char *state_dir, const char **error_r)
 		goto fail;
 	free(sql);
 	sql = xasprintf("SELECT %s FROM message WHERE id = ?1", msg_columns);
-	if (view_prepare(v, sql, &v->get) < 0 ||
-	    view_prepare(v,
-	                 version >= 2
-	                     ? "SELECT address, notify, orcpt, state, attempts, next_attempt_ms,"
-	                       " last_result, warned FROM recipient WHERE message_id = ?1"
-	                       " ORDER BY idx"
-	                     : "SELECT address, notify, orcpt, state, attempts, next_attempt_ms,"
-	                       " last_result, 0 FROM recipient WHERE message_id = ?1"
-	                       " ORDER BY idx",
-	                 &v->rcpts) < 0 ||
+	if (view_prepare(v, sql, &v->get) < 0)
+		goto fail;
+	free(sql);
+	/* Version 1 has no recipient.warned: nobody was warned. */
+	sql = xasprintf("SELECT address, notify, orcpt, state, attempts, next_attempt_ms,"
+	                " last_result, %s FROM recipient WHERE message_id = ?1 ORDER BY idx",
+	                version >= 2 ? "warned" : "0");
+	if (view_prepare(v, sql, &v->rcpts) < 0 ||
 	    view_prepare(v, "SELECT rowid FROM body WHERE message_id = ?1", &v->body) < 0 ||
 	    view_prepare(v,
 	                 "SELECT (SELECT count(*) FROM message), (SELECT count(*) FROM recipient)",

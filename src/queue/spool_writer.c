@@ -332,11 +332,7 @@ struct claim {
 
 static unsigned claim_bucket(const char *qid)
 {
-	/* FNV-1a over the id; ids are random enough in their low digits. */
-	unsigned h = 2166136261u;
-	for (const char *p = qid; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	return h % SPOOL_CLAIM_BUCKETS;
+	return str_hash(qid) % SPOOL_CLAIM_BUCKETS;
 }
 
 static bool claim_has(struct spool_writer *w, const char *qid)
@@ -666,8 +662,6 @@ static int writer_run_job(struct spool_writer *w, struct spool_job *job, struct 
 	return 0;
 }
 
-/* writer_batch - one transaction for up to SPOOL_BATCH_MAX jobs. On return
- * every job has its result and every spill file of the batch is gone. */
 /*
  * writer_sync_for - how durable this batch's COMMIT must be. A batch that
  * holds a new message (a session waits to say 250) or an operator's change
@@ -716,6 +710,8 @@ static int writer_sync_for(struct spool_writer *w, struct spool_job **jobs, size
 	return full ? -1 : 0;
 }
 
+/* writer_batch - one transaction for up to SPOOL_BATCH_MAX jobs. On return
+ * every job has its result and every spill file of the batch is gone. */
 static void writer_batch(struct spool_writer *w, struct spool_job **jobs, size_t n)
 {
 	struct spool *sp = w->sp;

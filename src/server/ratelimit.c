@@ -28,10 +28,7 @@ struct ratelimit {
 
 static unsigned hash(const char *key)
 {
-	unsigned h = 2166136261u;
-	for (const char *p = key; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	return h % RATELIMIT_BUCKETS;
+	return str_hash(key) % RATELIMIT_BUCKETS;
 }
 
 struct ratelimit *ratelimit_new(size_t max_keys)

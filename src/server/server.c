@@ -111,10 +111,7 @@ struct ip_count {
 
 static unsigned ip_bucket(const char *addr)
 {
-	unsigned h = 2166136261u;
-	for (const char *p = addr; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	return h % IP_BUCKETS;
+	return str_hash(addr) % IP_BUCKETS;
 }
 
 /* sockaddr_text - the client's address as sessions print it (an
