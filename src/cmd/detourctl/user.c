@@ -35,9 +35,9 @@
 #define EXIT_CONFIG      78
 
 /* Options a command accepts. */
-#define OPT_JSON  0x1
-#define OPT_STDIN 0x2
-#define OPT_HASH  0x4
+#define OPT_JSON   0x1
+#define OPT_STDIN  0x2
+#define OPT_HASH   0x4
 #define OPT_LIMITS 0x8 /* --messages RATE, --recipients RATE */
 
 struct user_args {
@@ -45,8 +45,8 @@ struct user_args {
 	int n_pos;
 	bool json;
 	bool password_stdin;
-	const char *hash; /* --hash HASH */
-	const char *messages;	/* --messages RATE|default|unlimited */
+	const char *hash;       /* --hash HASH */
+	const char *messages;   /* --messages RATE|default|unlimited */
 	const char *recipients; /* --recipients RATE|default|unlimited */
 };
 
@@ -153,6 +153,17 @@ static int normalize(const char *address, char *out)
 	if (accounts_normalize(address, out, ACCOUNTS_ADDRESS_SIZE, &error) != ACCOUNTS_OK)
 		return fail(EXIT_DATAERR, error);
 	return 0;
+}
+
+/* open_account - what every command on one ADDRESS starts with: its stored
+ * form into norm, then the database. res_r as for open_db. Returns 0 or an
+ * exit code. */
+static int open_account(const struct config *cfg, const char *address, enum accounts_mode mode,
+                        char norm[ACCOUNTS_ADDRESS_SIZE], struct accounts **a_r,
+                        enum accounts_result *res_r)
+{
+	int rc = normalize(address, norm);
+	return rc != 0 ? rc : open_db(cfg, mode, a_r, res_r);
 }
 
 /* ---- passwords ------------------------------------------------------------ */
@@ -285,11 +296,8 @@ static int set_password(const struct config *cfg, const struct user_args *args, 
 {
 	char norm[ACCOUNTS_ADDRESS_SIZE];
 	char hash[PASSWORD_HASH_SIZE], generated[PASSWORD_GENERATED_LEN + 1];
-	int rc = normalize(args->pos[0], norm);
-	if (rc != 0)
-		return rc;
 	struct accounts *a = NULL;
-	rc = open_db(cfg, ACCOUNTS_READ_WRITE, &a, NULL);
+	int rc = open_account(cfg, args->pos[0], ACCOUNTS_READ_WRITE, norm, &a, NULL);
 	if (rc != 0)
 		return rc;
 
@@ -335,11 +343,8 @@ static int cmd_passwd(const struct config *cfg, const struct user_args *args)
 static int cmd_del(const struct config *cfg, const struct user_args *args)
 {
 	char norm[ACCOUNTS_ADDRESS_SIZE];
-	int rc = normalize(args->pos[0], norm);
-	if (rc != 0)
-		return rc;
 	struct accounts *a = NULL;
-	rc = open_db(cfg, ACCOUNTS_READ_WRITE, &a, NULL);
+	int rc = open_account(cfg, args->pos[0], ACCOUNTS_READ_WRITE, norm, &a, NULL);
 	if (rc != 0)
 		return rc;
 	const char *error;
@@ -401,23 +406,30 @@ static void format_time(int64_t ms, char *out, size_t size)
 	strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* json_account - the fields `user list --json` and `user show --json` share,
+ * from '{' on; the caller closes the object. */
+static void json_account(const struct account *acct, const char *when)
+{
+	fputs("{\"address\":", stdout);
+	json_str(stdout, acct->address);
+	fputs(",\"senders\":[", stdout);
+	for (size_t i = 0; i < acct->n_senders; i++) {
+		if (i > 0)
+			putchar(',');
+		json_str(stdout, acct->senders[i]);
+	}
+	printf("],\"suspended\":%s,\"created\":", acct->suspended ? "true" : "false");
+	json_str(stdout, when);
+}
+
 static int list_one(void *arg, const struct account *acct)
 {
 	struct list_state *st = arg;
 	char when[32];
 	format_time(acct->created_ms, when, sizeof(when));
 	if (st->json) {
-		fputs(st->count ? ",\n{\"address\":" : "\n{\"address\":", stdout);
-		json_str(stdout, acct->address);
-		fputs(",\"senders\":[", stdout);
-		for (size_t i = 0; i < acct->n_senders; i++) {
-			if (i > 0)
-				putchar(',');
-			json_str(stdout, acct->senders[i]);
-		}
-		fprintf(stdout,
-		        "],\"suspended\":%s,\"created\":", acct->suspended ? "true" : "false");
-		json_str(stdout, when);
+		fputs(st->count ? ",\n" : "\n", stdout);
+		json_account(acct, when);
 		putchar('}');
 	} else {
 		printf("%-32s %-20s ", acct->address, when);
@@ -460,14 +472,11 @@ static int cmd_list(const struct config *cfg, const struct user_args *args)
 }
 
 static int cmd_suspend_or_resume(const struct config *cfg, const struct user_args *args,
-				 bool suspend)
+                                 bool suspend)
 {
 	char norm[ACCOUNTS_ADDRESS_SIZE];
-	int rc = normalize(args->pos[0], norm);
-	if (rc != 0)
-		return rc;
 	struct accounts *a = NULL;
-	rc = open_db(cfg, ACCOUNTS_READ_WRITE, &a, NULL);
+	int rc = open_account(cfg, args->pos[0], ACCOUNTS_READ_WRITE, norm, &a, NULL);
 	if (rc != 0)
 		return rc;
 	const char *error;
@@ -494,7 +503,7 @@ static int cmd_resume(const struct config *cfg, const struct user_args *args)
  * as a rate of 0, which no bucket enforces), or COUNT/DURATION. Returns
  * -1 for anything else. *keep_r: the option was not given. */
 static int limit_value(const char *opt, const char *given, const char *current, char *out,
-		       size_t size, const char **value_r)
+                       size_t size, const char **value_r)
 {
 	struct config_rate rate;
 	const char *e;
@@ -523,13 +532,10 @@ static int limit_value(const char *opt, const char *given, const char *current, 
 static int cmd_limits(const struct config *cfg, const struct user_args *args)
 {
 	char norm[ACCOUNTS_ADDRESS_SIZE], mbuf[64], rbuf[64];
-	int rc = normalize(args->pos[0], norm);
-	if (rc != 0)
-		return rc;
 	if (args->messages == NULL && args->recipients == NULL)
 		return cmd_usage("limits");
 	struct accounts *a = NULL;
-	rc = open_db(cfg, ACCOUNTS_READ_WRITE, &a, NULL);
+	int rc = open_account(cfg, args->pos[0], ACCOUNTS_READ_WRITE, norm, &a, NULL);
 	if (rc != 0)
 		return rc;
 	const char *error, *m, *r;
@@ -538,9 +544,9 @@ static int cmd_limits(const struct config *cfg, const struct user_args *args)
 	if (res != ACCOUNTS_OK) {
 		rc = fail(result_exit(res), error);
 	} else if (limit_value("--messages", args->messages, acct->messages_rate, mbuf,
-			       sizeof(mbuf), &m) < 0 ||
-		   limit_value("--recipients", args->recipients, acct->recipients_rate, rbuf,
-			       sizeof(rbuf), &r) < 0) {
+	                       sizeof(mbuf), &m) < 0 ||
+	           limit_value("--recipients", args->recipients, acct->recipients_rate, rbuf,
+	                       sizeof(rbuf), &r) < 0) {
 		rc = EXIT_DATAERR;
 	} else {
 		/* m and r may point into acct: store before freeing it. */
@@ -555,7 +561,7 @@ static int cmd_limits(const struct config *cfg, const struct user_args *args)
 
 /* effective - an account's limit as text, and where it comes from. */
 static void effective(const char *own, struct config_rate def, char *out, size_t size,
-		      const char **source_r)
+                      const char **source_r)
 {
 	struct config_rate r;
 	const char *e;
@@ -574,12 +580,9 @@ static void effective(const char *own, struct config_rate def, char *out, size_t
 static int cmd_show(const struct config *cfg, const struct user_args *args)
 {
 	char norm[ACCOUNTS_ADDRESS_SIZE];
-	int rc = normalize(args->pos[0], norm);
-	if (rc != 0)
-		return rc;
 	struct accounts *a = NULL;
 	enum accounts_result res;
-	rc = open_db(cfg, ACCOUNTS_READ_ONLY, &a, &res);
+	int rc = open_account(cfg, args->pos[0], ACCOUNTS_READ_ONLY, norm, &a, &res);
 	if (rc != 0)
 		return rc;
 	const char *error = "no such account";
@@ -599,7 +602,7 @@ static int cmd_show(const struct config *cfg, const struct user_args *args)
 	/* What the running daemon says the account may still send now. */
 	char request[ACCOUNTS_ADDRESS_SIZE + 128], *answer = NULL;
 	snprintf(request, sizeof(request), "usage %s %s %s", norm,
-		 strcmp(m, "unlimited") ? m : "0/1d", strcmp(r, "unlimited") ? r : "0/1d");
+	         strcmp(m, "unlimited") ? m : "0/1d", strcmp(r, "unlimited") ? r : "0/1d");
 	int live = ctl_request(cfg->control_socket, request, &answer);
 	long mavail = -1, ravail = -1;
 	if (live == 0) {
@@ -612,16 +615,7 @@ static int cmd_show(const struct config *cfg, const struct user_args *args)
 	}
 	free(answer);
 	if (args->json) {
-		fputs("{\"address\":", stdout);
-		json_str(stdout, acct->address);
-		fputs(",\"senders\":[", stdout);
-		for (size_t i = 0; i < acct->n_senders; i++) {
-			if (i)
-				putchar(',');
-			json_str(stdout, acct->senders[i]);
-		}
-		printf("],\"suspended\":%s,\"created\":", acct->suspended ? "true" : "false");
-		json_str(stdout, when);
+		json_account(acct, when);
 		fputs(",\"messages_limit\":", stdout);
 		json_str(stdout, m);
 		fputs(",\"messages_limit_source\":", stdout);
