@@ -23,10 +23,6 @@
 #include "smtp/smtp_sasl.h"
 #include "fuzz.h"
 
-#define ALL_EXT                                                                                    \
-	(SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_SMTPUTF8 | SMTP_EXT_DSN | SMTP_EXT_AUTH |    \
-	 SMTP_EXT_CHUNKING)
-
 /* One event of a run: where in the stream, what was found. */
 struct event {
 	size_t at;
@@ -117,12 +113,12 @@ static void use_line(const struct smtp_cmd *cmd, int *auth_lines)
 		enum smtp_reply_id err;
 		if (mail) {
 			struct smtp_mail_params mp;
-			(void)smtp_params_parse_mail(cmd->arg + used, cmd->arg_len - used, ALL_EXT,
-			                             &mp, &err);
+			(void)smtp_params_parse_mail(cmd->arg + used, cmd->arg_len - used,
+			                             SMTP_EXT_ALL, &mp, &err);
 		} else {
 			struct smtp_rcpt_params rp;
-			(void)smtp_params_parse_rcpt(cmd->arg + used, cmd->arg_len - used, ALL_EXT,
-			                             &rp, &err);
+			(void)smtp_params_parse_rcpt(cmd->arg + used, cmd->arg_len - used,
+			                             SMTP_EXT_ALL, &rp, &err);
 		}
 	} else if (cmd->verb == SMTP_VERB_AUTH) {
 		const char *sp = memchr(cmd->arg, ' ', cmd->arg_len);

@@ -22,10 +22,6 @@
 #include "smtp/smtp_reply.h"
 #include "fuzz.h"
 
-#define ALL_EXT                                                                                    \
-	(SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_SMTPUTF8 | SMTP_EXT_DSN | SMTP_EXT_AUTH |    \
-	 SMTP_EXT_CHUNKING)
-
 static bool is_control(unsigned char c)
 {
 	return c < 0x20 || c == 0x7f;
@@ -88,7 +84,7 @@ static void check_mail(const char *s, size_t len, unsigned ext)
 	FUZZ_CHECK(!mp.has_auth || (ext & SMTP_EXT_AUTH), "AUTH= without AUTH");
 	/* Accepted with some extensions: accepted with all of them too. */
 	struct smtp_mail_params all;
-	FUZZ_CHECK(smtp_params_parse_mail(s, len, ALL_EXT, &all, &err) == 0 &&
+	FUZZ_CHECK(smtp_params_parse_mail(s, len, SMTP_EXT_ALL, &all, &err) == 0 &&
 	               memcmp(&all, &mp, sizeof(all)) == 0,
 	           "MAIL accepted with %#x but not the same with all extensions", ext);
 	/* A keyword of an extension not advertised was refused. */
@@ -203,7 +199,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 2 || size > 8192)
 		return 0;
-	unsigned ext = data[0] & ALL_EXT;
+	unsigned ext = data[0] & SMTP_EXT_ALL;
 	size_t small = data[1];
 	char *s = fuzz_dup(data + 2, size - 2);
 	size_t len = size - 2;

@@ -23,31 +23,35 @@
 
 /* Extensions the server advertised on this session; a parameter of an
  * extension that was not advertised is refused with 555. */
-#define SMTP_EXT_SIZE 0x01
+#define SMTP_EXT_SIZE     0x01
 #define SMTP_EXT_8BITMIME 0x02
 #define SMTP_EXT_SMTPUTF8 0x04
-#define SMTP_EXT_DSN 0x08
-#define SMTP_EXT_AUTH 0x10
+#define SMTP_EXT_DSN      0x08
+#define SMTP_EXT_AUTH     0x10
 #define SMTP_EXT_CHUNKING 0x20
+/* Every extension above: what a parser test or fuzzer offers. */
+#define SMTP_EXT_ALL                                                                               \
+	(SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_SMTPUTF8 | SMTP_EXT_DSN | SMTP_EXT_AUTH |    \
+	 SMTP_EXT_CHUNKING)
 
 enum smtp_body { SMTP_BODY_UNSPECIFIED, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
 enum smtp_ret { SMTP_RET_UNSPECIFIED, SMTP_RET_FULL, SMTP_RET_HDRS };
 
 /* NOTIFY bits; 0 means NOTIFY was not given (RFC 3461 default applies). */
-#define SMTP_NOTIFY_NEVER 0x1
+#define SMTP_NOTIFY_NEVER   0x1
 #define SMTP_NOTIFY_SUCCESS 0x2
 #define SMTP_NOTIFY_FAILURE 0x4
-#define SMTP_NOTIFY_DELAY 0x8
+#define SMTP_NOTIFY_DELAY   0x8
 
 struct smtp_mail_params {
 	bool has_size;
-	uint64_t size;	/* SIZE=, as declared */
+	uint64_t size; /* SIZE=, as declared */
 	enum smtp_body body;
 	bool smtputf8;
 	enum smtp_ret ret;
 	char envid[SMTP_ENVID_MAX + 1]; /* decoded; "" if not given */
 	bool has_auth;
-	char auth[SMTP_PATH_MAX + 1];	/* AUTH=, decoded; "<>" kept as is */
+	char auth[SMTP_PATH_MAX + 1]; /* AUTH=, decoded; "<>" kept as is */
 };
 
 struct smtp_rcpt_params {
@@ -63,11 +67,11 @@ struct smtp_rcpt_params {
  * (555 unknown or not advertised, 501 syntax or duplicate, BINARYMIME 555).
  */
 int smtp_params_parse_mail(const char *s, size_t len, unsigned extensions,
-			   struct smtp_mail_params *params_r, enum smtp_reply_id *error_r);
+                           struct smtp_mail_params *params_r, enum smtp_reply_id *error_r);
 
 /* smtp_params_parse_rcpt - the same for RCPT TO (NOTIFY, ORCPT). */
 int smtp_params_parse_rcpt(const char *s, size_t len, unsigned extensions,
-			   struct smtp_rcpt_params *params_r, enum smtp_reply_id *error_r);
+                           struct smtp_rcpt_params *params_r, enum smtp_reply_id *error_r);
 
 /*
  * smtp_xtext_decode - decode RFC 3461 xtext s[0..len) into out (size bytes

@@ -15,10 +15,6 @@
 
 #define S(lit) lit, sizeof(lit) - 1
 
-#define EXT_ALL                                                                                    \
-	(SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_SMTPUTF8 | SMTP_EXT_DSN | SMTP_EXT_AUTH |    \
-	 SMTP_EXT_CHUNKING)
-
 /* A result code for "parsed": -1 never names a reply. */
 #define OK (-1)
 
@@ -44,112 +40,114 @@ struct mail_case {
 	}
 
 static const struct mail_case mail_cases[] = {
-    {S(""), EXT_ALL, OK, false, 0, SMTP_BODY_UNSPECIFIED, false, SMTP_RET_UNSPECIFIED, "", NULL},
-    {S("   "), EXT_ALL, OK, false, 0, SMTP_BODY_UNSPECIFIED, false, SMTP_RET_UNSPECIFIED, "", NULL},
-    {S(" SIZE=1000"), EXT_ALL, OK, true, 1000, 0, false, 0, "", NULL},
-    {S("  size=1000  "), EXT_ALL, OK, true, 1000, 0, false, 0, "", NULL},
+    {S(""), SMTP_EXT_ALL, OK, false, 0, SMTP_BODY_UNSPECIFIED, false, SMTP_RET_UNSPECIFIED, "",
+     NULL},
+    {S("   "), SMTP_EXT_ALL, OK, false, 0, SMTP_BODY_UNSPECIFIED, false, SMTP_RET_UNSPECIFIED, "",
+     NULL},
+    {S(" SIZE=1000"), SMTP_EXT_ALL, OK, true, 1000, 0, false, 0, "", NULL},
+    {S("  size=1000  "), SMTP_EXT_ALL, OK, true, 1000, 0, false, 0, "", NULL},
     {S(" SIZE=0"), SMTP_EXT_SIZE, OK, true, 0, 0, false, 0, "", NULL},
     /* RFC 1870 6: 1*20DIGIT; beyond 64 bits the size saturates (it is
      * larger than any limit, which the session answers with 552) */
-    {S(" SIZE=18446744073709551615"), EXT_ALL, OK, true, UINT64_MAX, 0, false, 0, "", NULL},
-    {S(" SIZE=18446744073709551616"), EXT_ALL, OK, true, UINT64_MAX, 0, false, 0, "", NULL},
-    {S(" SIZE=99999999999999999999"), EXT_ALL, OK, true, UINT64_MAX, 0, false, 0, "", NULL},
-    {S(" SIZE=00000000000000000001"), EXT_ALL, OK, true, 1, 0, false, 0, "", NULL},
-    MBAD(" SIZE=000000000000000000001", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SIZE=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SIZE", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SIZE=-1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SIZE=+1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SIZE=1k", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SIZE=0x10", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SIZE=1 SIZE=2", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-    MBAD(" SIZE=1 size=1", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-    MBAD(" SIZE=1 SIZE=x", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-    MBAD(" SIZE=1", EXT_ALL & ~SMTP_EXT_SIZE, SMTP_R_PARAM_UNKNOWN),
+    {S(" SIZE=18446744073709551615"), SMTP_EXT_ALL, OK, true, UINT64_MAX, 0, false, 0, "", NULL},
+    {S(" SIZE=18446744073709551616"), SMTP_EXT_ALL, OK, true, UINT64_MAX, 0, false, 0, "", NULL},
+    {S(" SIZE=99999999999999999999"), SMTP_EXT_ALL, OK, true, UINT64_MAX, 0, false, 0, "", NULL},
+    {S(" SIZE=00000000000000000001"), SMTP_EXT_ALL, OK, true, 1, 0, false, 0, "", NULL},
+    MBAD(" SIZE=000000000000000000001", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=-1", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=+1", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=1k", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=0x10", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=1 SIZE=2", SMTP_EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" SIZE=1 size=1", SMTP_EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" SIZE=1 SIZE=x", SMTP_EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" SIZE=1", SMTP_EXT_ALL & ~SMTP_EXT_SIZE, SMTP_R_PARAM_UNKNOWN),
     /* BODY (RFC 6152 2, RFC 3030 3) */
-    {S(" BODY=7BIT"), EXT_ALL, OK, false, 0, SMTP_BODY_7BIT, false, 0, "", NULL},
+    {S(" BODY=7BIT"), SMTP_EXT_ALL, OK, false, 0, SMTP_BODY_7BIT, false, 0, "", NULL},
     {S(" body=8bitmime"), SMTP_EXT_8BITMIME, OK, false, 0, SMTP_BODY_8BITMIME, false, 0, "", NULL},
-    MBAD(" BODY=BINARYMIME", EXT_ALL, SMTP_R_BODY_BINARY),
-    MBAD(" Body=BinaryMime", EXT_ALL, SMTP_R_BODY_BINARY),
-    MBAD(" BODY=8BIT", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" BODY=7BIT8BITMIME", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" BODY=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" BODY", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" BODY=7BIT BODY=7BIT", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-    MBAD(" BODY=7BIT", EXT_ALL & ~SMTP_EXT_8BITMIME, SMTP_R_PARAM_UNKNOWN),
-    MBAD(" BODY=BINARYMIME", EXT_ALL & ~SMTP_EXT_8BITMIME, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" BODY=BINARYMIME", SMTP_EXT_ALL, SMTP_R_BODY_BINARY),
+    MBAD(" Body=BinaryMime", SMTP_EXT_ALL, SMTP_R_BODY_BINARY),
+    MBAD(" BODY=8BIT", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" BODY=7BIT8BITMIME", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" BODY=", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" BODY", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" BODY=7BIT BODY=7BIT", SMTP_EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" BODY=7BIT", SMTP_EXT_ALL & ~SMTP_EXT_8BITMIME, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" BODY=BINARYMIME", SMTP_EXT_ALL & ~SMTP_EXT_8BITMIME, SMTP_R_PARAM_UNKNOWN),
     /* SMTPUTF8 (RFC 6531 3.4) */
-    {S(" SMTPUTF8"), EXT_ALL, OK, false, 0, 0, true, 0, "", NULL},
+    {S(" SMTPUTF8"), SMTP_EXT_ALL, OK, false, 0, 0, true, 0, "", NULL},
     {S(" smtputf8"), SMTP_EXT_SMTPUTF8, OK, false, 0, 0, true, 0, "", NULL},
-    MBAD(" SMTPUTF8=yes", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SMTPUTF8=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SMTPUTF8 SMTPUTF8", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-    MBAD(" SMTPUTF8", EXT_ALL & ~SMTP_EXT_SMTPUTF8, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" SMTPUTF8=yes", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SMTPUTF8=", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SMTPUTF8 SMTPUTF8", SMTP_EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" SMTPUTF8", SMTP_EXT_ALL & ~SMTP_EXT_SMTPUTF8, SMTP_R_PARAM_UNKNOWN),
     /* RET and ENVID (RFC 3461 4.3, 4.4) */
-    {S(" RET=FULL"), EXT_ALL, OK, false, 0, 0, false, SMTP_RET_FULL, "", NULL},
+    {S(" RET=FULL"), SMTP_EXT_ALL, OK, false, 0, 0, false, SMTP_RET_FULL, "", NULL},
     {S(" ret=hdrs"), SMTP_EXT_DSN, OK, false, 0, 0, false, SMTP_RET_HDRS, "", NULL},
-    MBAD(" RET=BOTH", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" RET", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" RET=FULL RET=HDRS", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-    MBAD(" RET=FULL", EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
-    {S(" ENVID=QQ314159"), EXT_ALL, OK, false, 0, 0, false, 0, "QQ314159", NULL},
-    {S(" ENVID=abc+2Bdef+3Dx+20y"), EXT_ALL, OK, false, 0, 0, false, 0, "abc+def=x y", NULL},
-    MBAD(" ENVID=a+0D+0ARCPT", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" ENVID=a+00", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" ENVID=a+0A", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" ENVID=a+7F", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" ENVID=a+09", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" ENVID=a+2b", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" ENVID=a+2", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" ENVID=a+", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" ENVID=a+ZZ", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" ENVID=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" ENVID", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" ENVID=a ENVID=b", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-    MBAD(" ENVID=a", EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" RET=BOTH", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" RET", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" RET=FULL RET=HDRS", SMTP_EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" RET=FULL", SMTP_EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
+    {S(" ENVID=QQ314159"), SMTP_EXT_ALL, OK, false, 0, 0, false, 0, "QQ314159", NULL},
+    {S(" ENVID=abc+2Bdef+3Dx+20y"), SMTP_EXT_ALL, OK, false, 0, 0, false, 0, "abc+def=x y", NULL},
+    MBAD(" ENVID=a+0D+0ARCPT", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+00", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+0A", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+7F", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+09", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+2b", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+2", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a+ZZ", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=a ENVID=b", SMTP_EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" ENVID=a", SMTP_EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
     /* AUTH (RFC 4954 5) */
-    {S(" AUTH=<>"), EXT_ALL, OK, false, 0, 0, false, 0, "", "<>"},
+    {S(" AUTH=<>"), SMTP_EXT_ALL, OK, false, 0, 0, false, 0, "", "<>"},
     {S(" AUTH=user+2Btag@example.org"), SMTP_EXT_AUTH, OK, false, 0, 0, false, 0, "",
      "user+tag@example.org"},
-    MBAD(" AUTH=a+0Db@c", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" AUTH=a+00b@c", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" AUTH=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" AUTH", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" AUTH=<> AUTH=<>", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-    MBAD(" AUTH=<>", EXT_ALL & ~SMTP_EXT_AUTH, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" AUTH=a+0Db@c", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" AUTH=a+00b@c", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" AUTH=", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" AUTH", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" AUTH=<> AUTH=<>", SMTP_EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" AUTH=<>", SMTP_EXT_ALL & ~SMTP_EXT_AUTH, SMTP_R_PARAM_UNKNOWN),
     /* RCPT's parameters and strangers are unknown to MAIL */
-    MBAD(" NOTIFY=NEVER", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-    MBAD(" ORCPT=rfc822;a@b", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-    MBAD(" X-FOO=bar", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-    MBAD(" XFOO", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-    MBAD(" SIZ=1", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-    MBAD(" SIZEE=1", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-    MBAD(" 8BITMIME", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" NOTIFY=NEVER", SMTP_EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" ORCPT=rfc822;a@b", SMTP_EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" X-FOO=bar", SMTP_EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" XFOO", SMTP_EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" SIZ=1", SMTP_EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" SIZEE=1", SMTP_EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" 8BITMIME", SMTP_EXT_ALL, SMTP_R_PARAM_UNKNOWN),
     /* parameter syntax (RFC 5321 4.1.2) */
-    MBAD("SIZE=1", EXT_ALL, SMTP_R_PARAM_SYNTAX), /* no SP after the path */
-    MBAD(">", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" -FOO=bar", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" FO_O=bar", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" FOO=a=b", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SIZE==1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" =1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" =", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SIZE=1\t", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD("\tSIZE=1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SIZE=1\x7f", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SIZE=1\0", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SIZE=1\r\n", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" ENVID=\xc3\xbc", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" SIZE\x01=1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD("SIZE=1", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX), /* no SP after the path */
+    MBAD(">", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" -FOO=bar", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" FO_O=bar", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" FOO=a=b", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE==1", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" =1", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" =", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=1\t", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD("\tSIZE=1", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=1\x7f", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=1\0", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE=1\r\n", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" ENVID=\xc3\xbc", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" SIZE\x01=1", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
     /* left to right, the first problem is the answer */
-    MBAD(" X-FOO=bar SIZE=x", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-    MBAD(" SIZE=x X-FOO", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    MBAD(" BODY=BINARYMIME SIZE=1 SIZE=2", EXT_ALL, SMTP_R_BODY_BINARY),
-    MBAD(" SIZE=1 SIZE=2 BODY=BINARYMIME", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    MBAD(" X-FOO=bar SIZE=x", SMTP_EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    MBAD(" SIZE=x X-FOO", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    MBAD(" BODY=BINARYMIME SIZE=1 SIZE=2", SMTP_EXT_ALL, SMTP_R_BODY_BINARY),
+    MBAD(" SIZE=1 SIZE=2 BODY=BINARYMIME", SMTP_EXT_ALL, SMTP_R_PARAM_DUPLICATE),
     /* everything at once */
-    {S(" SIZE=12345 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=id+2B1 AUTH=<>"), EXT_ALL, OK, true,
+    {S(" SIZE=12345 BODY=8BITMIME SMTPUTF8 RET=HDRS ENVID=id+2B1 AUTH=<>"), SMTP_EXT_ALL, OK, true,
      12345, SMTP_BODY_8BITMIME, true, SMTP_RET_HDRS, "id+1", "<>"},
-    {S(" auth=a@b  envid=E  ret=full  smtputf8  body=7bit  size=9"), EXT_ALL, OK, true, 9,
+    {S(" auth=a@b  envid=E  ret=full  smtputf8  body=7bit  size=9"), SMTP_EXT_ALL, OK, true, 9,
      SMTP_BODY_7BIT, true, SMTP_RET_FULL, "E", "a@b"},
 };
 
@@ -216,54 +214,54 @@ struct rcpt_case {
 	}
 
 static const struct rcpt_case rcpt_cases[] = {
-    {S(""), EXT_ALL, OK, 0, ""},
-    {S(" NOTIFY=NEVER"), EXT_ALL, OK, SMTP_NOTIFY_NEVER, ""},
+    {S(""), SMTP_EXT_ALL, OK, 0, ""},
+    {S(" NOTIFY=NEVER"), SMTP_EXT_ALL, OK, SMTP_NOTIFY_NEVER, ""},
     {S(" notify=never"), SMTP_EXT_DSN, OK, SMTP_NOTIFY_NEVER, ""},
-    {S(" NOTIFY=SUCCESS"), EXT_ALL, OK, SMTP_NOTIFY_SUCCESS, ""},
-    {S(" NOTIFY=SUCCESS,FAILURE,DELAY"), EXT_ALL, OK,
+    {S(" NOTIFY=SUCCESS"), SMTP_EXT_ALL, OK, SMTP_NOTIFY_SUCCESS, ""},
+    {S(" NOTIFY=SUCCESS,FAILURE,DELAY"), SMTP_EXT_ALL, OK,
      SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY, ""},
-    {S(" NOTIFY=delay,Success"), EXT_ALL, OK, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY, ""},
-    RBAD(" NOTIFY=NEVER,SUCCESS", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" NOTIFY=FAILURE,NEVER", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" NOTIFY=NEVER,NEVER", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" NOTIFY=SUCCESS,SUCCESS", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" NOTIFY=SUCCESS,", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" NOTIFY=,SUCCESS", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" NOTIFY=SUCCESS,,DELAY", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" NOTIFY=,", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" NOTIFY=ALWAYS", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" NOTIFY=SUCCESSFAILURE", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" NOTIFY=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" NOTIFY", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" NOTIFY=NEVER NOTIFY=NEVER", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-    RBAD(" NOTIFY=NEVER", EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
-    {S(" ORCPT=rfc822;user@example.org"), EXT_ALL, OK, 0, "rfc822;user@example.org"},
-    {S(" orcpt=RFC822;user+2Btag@example.org"), EXT_ALL, OK, 0, "RFC822;user+tag@example.org"},
-    {S(" ORCPT=utf-8;user@example.org"), EXT_ALL, OK, 0, "utf-8;user@example.org"},
-    {S(" ORCPT=rfc822;a;b"), EXT_ALL, OK, 0, "rfc822;a;b"},
-    {S(" ORCPT=rfc822;\"a+20b\"@c"), EXT_ALL, OK, 0, "rfc822;\"a b\"@c"},
-    RBAD(" ORCPT=rfc822;", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" ORCPT=;a@b", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" ORCPT=rfc822", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" ORCPT=rfc822;a+0D+0Ab", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" ORCPT=rfc822;a+00b", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" ORCPT=rfc822;a+0d", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" ORCPT=rf(c;a", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" ORCPT=rf,c;a", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" ORCPT=", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" ORCPT", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" ORCPT=rfc822;a ORCPT=rfc822;b", EXT_ALL, SMTP_R_PARAM_DUPLICATE),
-    RBAD(" ORCPT=rfc822;a", EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
-    {S(" NOTIFY=FAILURE,DELAY ORCPT=rfc822;a@b"), EXT_ALL, OK,
+    {S(" NOTIFY=delay,Success"), SMTP_EXT_ALL, OK, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY, ""},
+    RBAD(" NOTIFY=NEVER,SUCCESS", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=FAILURE,NEVER", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=NEVER,NEVER", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=SUCCESS,SUCCESS", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=SUCCESS,", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=,SUCCESS", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=SUCCESS,,DELAY", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=,", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=ALWAYS", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=SUCCESSFAILURE", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=NEVER NOTIFY=NEVER", SMTP_EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    RBAD(" NOTIFY=NEVER", SMTP_EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
+    {S(" ORCPT=rfc822;user@example.org"), SMTP_EXT_ALL, OK, 0, "rfc822;user@example.org"},
+    {S(" orcpt=RFC822;user+2Btag@example.org"), SMTP_EXT_ALL, OK, 0, "RFC822;user+tag@example.org"},
+    {S(" ORCPT=utf-8;user@example.org"), SMTP_EXT_ALL, OK, 0, "utf-8;user@example.org"},
+    {S(" ORCPT=rfc822;a;b"), SMTP_EXT_ALL, OK, 0, "rfc822;a;b"},
+    {S(" ORCPT=rfc822;\"a+20b\"@c"), SMTP_EXT_ALL, OK, 0, "rfc822;\"a b\"@c"},
+    RBAD(" ORCPT=rfc822;", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=;a@b", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=rfc822", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=rfc822;a+0D+0Ab", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=rfc822;a+00b", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=rfc822;a+0d", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=rf(c;a", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=rf,c;a", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" ORCPT=rfc822;a ORCPT=rfc822;b", SMTP_EXT_ALL, SMTP_R_PARAM_DUPLICATE),
+    RBAD(" ORCPT=rfc822;a", SMTP_EXT_ALL & ~SMTP_EXT_DSN, SMTP_R_PARAM_UNKNOWN),
+    {S(" NOTIFY=FAILURE,DELAY ORCPT=rfc822;a@b"), SMTP_EXT_ALL, OK,
      SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY, "rfc822;a@b"},
     /* MAIL's parameters are unknown to RCPT */
-    RBAD(" SIZE=1", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-    RBAD(" SMTPUTF8", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-    RBAD(" RET=FULL", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-    RBAD(" X-FOO", EXT_ALL, SMTP_R_PARAM_UNKNOWN),
-    RBAD("NOTIFY=NEVER", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" NOTIFY=NEVER\0", EXT_ALL, SMTP_R_PARAM_SYNTAX),
-    RBAD(" _=1", EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" SIZE=1", SMTP_EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    RBAD(" SMTPUTF8", SMTP_EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    RBAD(" RET=FULL", SMTP_EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    RBAD(" X-FOO", SMTP_EXT_ALL, SMTP_R_PARAM_UNKNOWN),
+    RBAD("NOTIFY=NEVER", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" NOTIFY=NEVER\0", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
+    RBAD(" _=1", SMTP_EXT_ALL, SMTP_R_PARAM_SYNTAX),
 };
 
 static int check_rcpt(const struct rcpt_case *c, const char *in, size_t len, size_t i)
@@ -360,61 +358,61 @@ static void test_limits(void **state)
 
 	/* RFC 3461 4.4: ENVID at most 100 characters as xtext */
 	len = rep(buf, "ENVID", "e", SMTP_ENVID_MAX);
-	assert_int_equal(smtp_params_parse_mail(buf, len, EXT_ALL, &m, &err), 0);
+	assert_int_equal(smtp_params_parse_mail(buf, len, SMTP_EXT_ALL, &m, &err), 0);
 	assert_int_equal(strlen(m.envid), SMTP_ENVID_MAX);
 	len = rep(buf, "ENVID", "e", SMTP_ENVID_MAX + 1);
-	assert_int_equal(smtp_params_parse_mail(buf, len, EXT_ALL, &m, &err), -1);
+	assert_int_equal(smtp_params_parse_mail(buf, len, SMTP_EXT_ALL, &m, &err), -1);
 	assert_int_equal(err, SMTP_R_PARAM_SYNTAX);
 	/* counted before decoding: 33 "+41" and one more octet are 100 */
 	len = rep(buf, "ENVID", "+41", 33);
 	buf[len++] = 'x';
-	assert_int_equal(smtp_params_parse_mail(buf, len, EXT_ALL, &m, &err), 0);
+	assert_int_equal(smtp_params_parse_mail(buf, len, SMTP_EXT_ALL, &m, &err), 0);
 	assert_int_equal(strlen(m.envid), 34);
 	len = rep(buf, "ENVID", "+41", 33); /* 101 encoded, 35 decoded */
 	buf[len++] = 'x';
 	buf[len++] = 'x';
-	assert_int_equal(smtp_params_parse_mail(buf, len, EXT_ALL, &m, &err), -1);
+	assert_int_equal(smtp_params_parse_mail(buf, len, SMTP_EXT_ALL, &m, &err), -1);
 	assert_int_equal(err, SMTP_R_PARAM_SYNTAX);
 	len = rep(buf, "ENVID", "+41", 34); /* 102 encoded, 34 decoded */
-	assert_int_equal(smtp_params_parse_mail(buf, len, EXT_ALL, &m, &err), -1);
+	assert_int_equal(smtp_params_parse_mail(buf, len, SMTP_EXT_ALL, &m, &err), -1);
 	assert_int_equal(err, SMTP_R_PARAM_SYNTAX);
 
 	/* RFC 3461 4.2: ORCPT at most 500 characters, "rfc822;" included */
 	len = rep(buf, "ORCPT", "rfc822;", 1);
 	memset(buf + len, 'o', SMTP_ORCPT_MAX - 7);
 	len += SMTP_ORCPT_MAX - 7;
-	assert_int_equal(smtp_params_parse_rcpt(buf, len, EXT_ALL, &p, &err), 0);
+	assert_int_equal(smtp_params_parse_rcpt(buf, len, SMTP_EXT_ALL, &p, &err), 0);
 	assert_int_equal(strlen(p.orcpt), SMTP_ORCPT_MAX);
 	buf[len++] = 'o';
-	assert_int_equal(smtp_params_parse_rcpt(buf, len, EXT_ALL, &p, &err), -1);
+	assert_int_equal(smtp_params_parse_rcpt(buf, len, SMTP_EXT_ALL, &p, &err), -1);
 	assert_int_equal(err, SMTP_R_PARAM_SYNTAX);
 	/* counted as sent: 501 characters that decode to fewer are too many */
 	memcpy(buf + len - 3, "+41", 3);
-	assert_int_equal(smtp_params_parse_rcpt(buf, len, EXT_ALL, &p, &err), -1);
+	assert_int_equal(smtp_params_parse_rcpt(buf, len, SMTP_EXT_ALL, &p, &err), -1);
 	assert_int_equal(err, SMTP_R_PARAM_SYNTAX);
-	assert_int_equal(smtp_params_parse_rcpt(buf, len - 1, EXT_ALL, &p, &err), -1);
+	assert_int_equal(smtp_params_parse_rcpt(buf, len - 1, SMTP_EXT_ALL, &p, &err), -1);
 	memcpy(buf + len - 4, "+41", 3);
-	assert_int_equal(smtp_params_parse_rcpt(buf, len - 1, EXT_ALL, &p, &err), 0);
+	assert_int_equal(smtp_params_parse_rcpt(buf, len - 1, SMTP_EXT_ALL, &p, &err), 0);
 	assert_int_equal(strlen(p.orcpt), SMTP_ORCPT_MAX - 2);
 
 	/* AUTH= decodes into a path-sized buffer: 256 octets */
 	len = rep(buf, "AUTH", "a", SMTP_PATH_MAX);
-	assert_int_equal(smtp_params_parse_mail(buf, len, EXT_ALL, &m, &err), 0);
+	assert_int_equal(smtp_params_parse_mail(buf, len, SMTP_EXT_ALL, &m, &err), 0);
 	assert_int_equal(strlen(m.auth), SMTP_PATH_MAX);
 	len = rep(buf, "AUTH", "a", SMTP_PATH_MAX + 1);
-	assert_int_equal(smtp_params_parse_mail(buf, len, EXT_ALL, &m, &err), -1);
+	assert_int_equal(smtp_params_parse_mail(buf, len, SMTP_EXT_ALL, &m, &err), -1);
 	assert_int_equal(err, SMTP_R_PARAM_SYNTAX);
 
 	/* SIZE: 20 digits, and 2^64-1 (the 20-digit saturating cases are in
 	 * the table) */
 	len = rep(buf, "SIZE", "9", 19);
-	assert_int_equal(smtp_params_parse_mail(buf, len, EXT_ALL, &m, &err), 0);
+	assert_int_equal(smtp_params_parse_mail(buf, len, SMTP_EXT_ALL, &m, &err), 0);
 	assert_true(m.size == 9999999999999999999ULL);
 	len = rep(buf, "SIZE", "0", 20);
-	assert_int_equal(smtp_params_parse_mail(buf, len, EXT_ALL, &m, &err), 0);
+	assert_int_equal(smtp_params_parse_mail(buf, len, SMTP_EXT_ALL, &m, &err), 0);
 	assert_true(m.has_size && m.size == 0);
 	len = rep(buf, "SIZE", "0", 21);
-	assert_int_equal(smtp_params_parse_mail(buf, len, EXT_ALL, &m, &err), -1);
+	assert_int_equal(smtp_params_parse_mail(buf, len, SMTP_EXT_ALL, &m, &err), -1);
 }
 
 struct xtext_case {
@@ -567,15 +565,18 @@ static void test_no_smuggling(void **state)
 		struct smtp_rcpt_params p;
 		enum smtp_reply_id err;
 		int n = snprintf(buf, sizeof(buf), " ENVID=x%sRCPT", evil[i]);
-		assert_int_equal(smtp_params_parse_mail(buf, (size_t)n, EXT_ALL, &m, &err), -1);
+		assert_int_equal(smtp_params_parse_mail(buf, (size_t)n, SMTP_EXT_ALL, &m, &err),
+		                 -1);
 		assert_int_equal(err, SMTP_R_PARAM_SYNTAX);
 		assert_string_equal(m.envid, "");
 		n = snprintf(buf, sizeof(buf), " AUTH=a%s@b", evil[i]);
-		assert_int_equal(smtp_params_parse_mail(buf, (size_t)n, EXT_ALL, &m, &err), -1);
+		assert_int_equal(smtp_params_parse_mail(buf, (size_t)n, SMTP_EXT_ALL, &m, &err),
+		                 -1);
 		assert_int_equal(err, SMTP_R_PARAM_SYNTAX);
 		assert_false(m.has_auth);
 		n = snprintf(buf, sizeof(buf), " ORCPT=rfc822;a%s@b", evil[i]);
-		assert_int_equal(smtp_params_parse_rcpt(buf, (size_t)n, EXT_ALL, &p, &err), -1);
+		assert_int_equal(smtp_params_parse_rcpt(buf, (size_t)n, SMTP_EXT_ALL, &p, &err),
+		                 -1);
 		assert_int_equal(err, SMTP_R_PARAM_SYNTAX);
 		assert_string_equal(p.orcpt, "");
 	}
