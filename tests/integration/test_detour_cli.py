@@ -170,6 +170,23 @@ def test_sendmail_name_and_ignored_options(home, tmp_path):
     assert p.returncode == 64 and "-bs is not supported" in p.err
 
 
+def test_sendmail_q_and_bp_keep_their_options(home, tmp_path):
+    link = str(tmp_path / "sendmail")
+    os.symlink(DETOUR, link)
+    pw = secret_file(home, 0o600)
+    path = config(home, "[account work]\nhost = 127.0.0.1\nuser = a@example.org\n"
+                        "password_file = %s\nports = 9\n" % pw)
+    # -q is 'detour flush' with the same --account: an unknown one is an error
+    for argv0, args in ((link, ["-q"]), (None, ["send", "-q"])):
+        p = detour(*args, "--account", "nope", home=home, config=path, argv0=argv0)
+        assert p.returncode == 78, (p.returncode, p.err)
+        assert "no account 'nope' in %s" % path in p.err, p.err
+        p = detour(*args, "--account", "work", "-v", home=home, config=path, argv0=argv0)
+        assert p.returncode == 0 and p.err == "", (p.returncode, p.err)
+    p = detour("-bp", home=home, config=path, argv0=link)
+    assert p.returncode == 0 and "the local queue is empty" in p.out, p.err
+
+
 def test_queue_listing_when_empty(home):
     p = detour("queue", home=home)
     assert p.returncode == 0 and "the local queue is empty" in p.out

@@ -2,8 +2,8 @@
 /*
  * test_detour_config.c - unit tests for the end user's configuration
  * (src/cmd/detour/client_config.c): the schema, defaults, "FILE:LINE:
- * problem" errors, password files readable by others, fetching passwords,
- * and port lists at their limits.
+ * problem" errors, password files readable by others (when loading and
+ * again when reading), fetching passwords, and port lists at their limits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -228,6 +228,68 @@ static void test_password_file_modes(void **state)
 	free(text);
 }
 
+/* The mode is checked again on the open file when the password is read:
+ * it may have changed since the configuration was loaded. */
+static void test_password_file_checked_again(void **state)
+{
+	(void)state;
+	const char *pw = pwfile("again.pw", "s3cret\nignored\n", 0600);
+	char *path = xstrdup(pw);
+	char *text = xasprintf("[account a]\nhost = relay.example.net\nuser = a\n"
+	                       "password_file = %s\n",
+	                       path);
+	struct client_config *c = load_ok(text);
+	const struct client_account *a = client_config_account(c, NULL);
+	char err[1200];
+	char *p = client_config_password(a, err, sizeof(err));
+	assert_non_null(p);
+	assert_string_equal(p, "s3cret");
+	free(p);
+
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_null(client_config_password(a, err, sizeof(err)));
+	char needle[600];
+	snprintf(needle, sizeof(needle),
+	         "password_file %s is readable by its group (mode 0640): run chmod 600 %s", path,
+	         path);
+	assert_string_equal(err, needle);
+	assert_int_equal(chmod(path, 0604), 0);
+	assert_null(client_config_password(a, err, sizeof(err)));
+	assert_non_null(strstr(err, "is readable by everyone (mode 0604)"));
+
+	/* a FIFO in its place is refused, without waiting for a writer */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_null(client_config_password(a, err, sizeof(err)));
+	snprintf(needle, sizeof(needle), "password_file %s is not a regular file", path);
+	assert_string_equal(err, needle);
+
+	/* gone */
+	assert_int_equal(unlink(path), 0);
+	assert_null(client_config_password(a, err, sizeof(err)));
+	assert_non_null(strstr(err, "No such file"));
+
+	/* at the limit, and one past it */
+	char *big = xmalloc(SASL_PASSWORD_MAX + 3);
+	memset(big, 'x', SASL_PASSWORD_MAX + 1);
+	big[SASL_PASSWORD_MAX] = '\n';
+	big[SASL_PASSWORD_MAX + 1] = '\0';
+	pwfile("again.pw", big, 0600);
+	p = client_config_password(a, err, sizeof(err));
+	assert_non_null(p);
+	assert_int_equal(strlen(p), SASL_PASSWORD_MAX);
+	free(p);
+	big[SASL_PASSWORD_MAX] = 'x';
+	pwfile("again.pw", big, 0600);
+	assert_null(client_config_password(a, err, sizeof(err)));
+	assert_non_null(strstr(err, "too long"));
+	free(big);
+
+	client_config_free(&c);
+	free(text);
+	free(path);
+}
+
 static void test_home_expansion(void **state)
 {
 	(void)state;
@@ -414,6 +476,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_key_names_file_and_line),
 	    cmocka_unit_test(test_missing_host),
 	    cmocka_unit_test(test_password_file_modes),
+	    cmocka_unit_test(test_password_file_checked_again),
 	    cmocka_unit_test(test_home_expansion),
 	    cmocka_unit_test(test_credential_rules),
 	    cmocka_unit_test(test_values),

@@ -150,8 +150,22 @@ static bool valid_host(const char *s)
 	                                   smtp_domain_valid(s, len, false) && s[0] != '-');
 }
 
-/* check_password_file - it must exist, be a regular file, and be readable
- * by nobody but its owner (the same rule as ssh's private keys). */
+/* password_file_problem - a password file must be a regular file readable
+ * by nobody but its owner (the same rule as ssh's private keys). NULL, or
+ * the reason (the caller frees). Checked when the configuration is loaded
+ * and again on the open file when the password is read. */
+static char *password_file_problem(const char *path, const struct stat *st)
+{
+	if (!S_ISREG(st->st_mode))
+		return xasprintf("password_file %s is not a regular file", path);
+	if (st->st_mode & 077)
+		return xasprintf("password_file %s is readable by %s (mode %04o): run chmod 600 %s",
+		                 path, (st->st_mode & 007) ? "everyone" : "its group",
+		                 (unsigned)(st->st_mode & 07777), path);
+	return NULL;
+}
+
+/* check_password_file - it must exist and pass password_file_problem. */
 static void check_password_file(struct loader *ld, const char *path)
 {
 	struct stat st;
@@ -159,15 +173,10 @@ static void check_password_file(struct loader *ld, const char *path)
 		load_error(ld, ld->line, "password_file %s: %s", path, strerror(errno));
 		return;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		load_error(ld, ld->line, "password_file %s is not a regular file", path);
-		return;
-	}
-	if (st.st_mode & 077)
-		load_error(ld, ld->line,
-		           "password_file %s is readable by %s (mode %04o): run chmod 600 %s", path,
-		           (st.st_mode & 007) ? "everyone" : "its group",
-		           (unsigned)(st.st_mode & 07777), path);
+	char *why = password_file_problem(path, &st);
+	if (why != NULL)
+		load_error(ld, ld->line, "%s", why);
+	free(why);
 }
 
 static void set_key(struct loader *ld, enum key_id k, const char *value)
@@ -532,16 +541,46 @@ static char *first_line(char *buf, size_t len, const char *what, char *err, size
 	return buf;
 }
 
+/* password_from_file - the file's mode is checked again on the open
+ * descriptor: it may have changed since the configuration was loaded.
+ * O_NONBLOCK: a FIFO put in its place must not hang the open (it is then
+ * refused as not a regular file). */
 static char *password_from_file(const char *path, char *err, size_t errlen)
 {
-	FILE *fp = fopen(path, "re");
-	if (fp == NULL) {
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		snprintf(err, errlen, "password_file %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
+	char *why = password_file_problem(path, &st);
+	if (why != NULL) {
+		snprintf(err, errlen, "%s", why);
+		free(why);
+		close(fd);
+		return NULL;
+	}
+	/* read(2) straight into buf: no stdio buffer keeps a copy */
 	char *buf = xmalloc(SASL_PASSWORD_MAX + 2);
-	size_t len = fread(buf, 1, SASL_PASSWORD_MAX + 1, fp);
-	fclose(fp);
+	size_t len = 0;
+	while (len < SASL_PASSWORD_MAX + 1) {
+		ssize_t r = read(fd, buf + len, SASL_PASSWORD_MAX + 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "password_file %s: %s", path, strerror(errno));
+			close(fd);
+			explicit_bzero(buf, SASL_PASSWORD_MAX + 2);
+			free(buf);
+			return NULL;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
 	char *what = xasprintf("password_file %s", path);
 	char *pw = first_line(buf, len, what, err, errlen);
 	free(what);

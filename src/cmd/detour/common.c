@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "lib/util.h"
 #include "smtp/smtp_addr.h"
+#include "smtp/smtp_client.h"
 
 char *detour_state_dir(void)
 {
@@ -61,6 +63,16 @@ const char *detour_ehlo_name(void)
 	return name;
 }
 
+void detour_warn(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("detour: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
 char *detour_printable(char *dst, size_t size, const char *src)
 {
 	size_t n = 0;
@@ -71,6 +83,18 @@ char *detour_printable(char *dst, size_t size, const char *src)
 		dst[n++] = ch < 0x20 || ch > 0x7e ? '?' : (char)ch;
 	}
 	dst[n] = '\0';
+	return dst;
+}
+
+char *detour_reply_text(char *dst, size_t size, const struct smtp_client_result *r)
+{
+	char text[SMTP_REPLYLINE_MAX];
+	detour_printable(text, sizeof(text), r->text);
+	if (r->remote)
+		snprintf(dst, size, "%d%s%s %s", r->code, r->enhanced[0] ? " " : "", r->enhanced,
+		         text);
+	else
+		snprintf(dst, size, "%s", text);
 	return dst;
 }
 

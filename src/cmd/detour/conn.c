@@ -31,7 +31,6 @@ struct conn {
 	char *host;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	unsigned port;
 	bool implicit;
 	SSL_CTX *ctx;
 	bool require_verified;
@@ -57,11 +56,9 @@ struct conn {
 	enum conn_failure failure;
 	enum probe_connect connect_result;
 	char err[320];
-	int64_t connected_at;
 	bool tls_tried;
 	struct tlsinfo tls;
 	struct smtp_client_result smtp_error;
-	bool has_smtp_error;
 
 	struct smtp_replyparse *tap;
 	bool tap_failed, tap_in_tls;
@@ -406,14 +403,8 @@ static void note_smtp_failure(struct conn *c)
 	if (e == NULL)
 		return;
 	c->smtp_error = *e;
-	c->has_smtp_error = true;
-	char text[SMTP_REPLYLINE_MAX];
-	detour_printable(text, sizeof(text), e->text);
-	if (e->remote)
-		set_fail(c, CONN_FAIL_SMTP, "%d%s%s %s", e->code, e->enhanced[0] ? " " : "",
-		         e->enhanced, text);
-	else
-		set_fail(c, CONN_FAIL_SMTP, "%s", text);
+	char text[sizeof(c->err)];
+	set_fail(c, CONN_FAIL_SMTP, "%s", detour_reply_text(text, sizeof(text), e));
 }
 
 static void drive(struct conn *c, int64_t now)
@@ -514,7 +505,6 @@ static void on_connected(struct conn *c, int64_t now)
 {
 	int one = 1;
 	c->connect_result = PROBE_CONNECT_OK;
-	c->connected_at = now;
 	/* The final dot is a small write: never wait for an ACK. */
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->started = now;
@@ -533,7 +523,6 @@ struct conn *conn_open(const struct conn_settings *s)
 	c->host = xstrdup(s->host);
 	memcpy(&c->addr, s->addr, s->addrlen);
 	c->addrlen = s->addrlen;
-	c->port = s->port;
 	c->implicit = s->implicit_tls;
 	c->ctx = s->ssl_ctx;
 	c->require_verified = s->require_verified;
@@ -804,17 +793,15 @@ enum probe_connect conn_connect_result(const struct conn *c)
 
 bool conn_connected(const struct conn *c)
 {
-	return c->connected_at != 0;
-}
-
-int64_t conn_connected_at(const struct conn *c)
-{
-	return c->connected_at;
+	/* set by on_connected only, and never changed afterwards */
+	return c->connect_result == PROBE_CONNECT_OK;
 }
 
 const struct smtp_client_result *conn_smtp_error(const struct conn *c)
 {
-	return c->has_smtp_error ? &c->smtp_error : NULL;
+	/* PENDING (zeroed) until note_smtp_failure: smtp_client's error
+	 * is always TEMPFAIL, PERMFAIL or (a 2xx to AUTH) OK */
+	return c->smtp_error.status != SMTP_CLIENT_PENDING ? &c->smtp_error : NULL;
 }
 
 const struct smtp_client_info *conn_info(const struct conn *c)
@@ -836,11 +823,6 @@ const struct conn_reply *conn_replies(const struct conn *c, size_t *n_r)
 {
 	*n_r = c->nreplies;
 	return c->replies;
-}
-
-unsigned conn_port(const struct conn *c)
-{
-	return c->port;
 }
 
 bool conn_implicit(const struct conn *c)

@@ -56,7 +56,6 @@ struct conn_settings {
 	const char *host; /* for SNI and certificate checks; copied */
 	const struct sockaddr *addr;
 	socklen_t addrlen;
-	unsigned port; /* for messages */
 	bool implicit_tls;
 	struct ssl_ctx_st *ssl_ctx;
 	bool require_verified; /* fail on a certificate that does not check out */
@@ -141,13 +140,11 @@ enum conn_failure conn_failure(const struct conn *c);
 const char *conn_error(const struct conn *c); /* one sentence; "" if none */
 enum probe_connect conn_connect_result(const struct conn *c);
 bool conn_connected(const struct conn *c);
-int64_t conn_connected_at(const struct conn *c); /* mono_ms; 0: not connected */
 const struct smtp_client_result *conn_smtp_error(const struct conn *c); /* or NULL */
 const struct smtp_client_info *conn_info(const struct conn *c);         /* or NULL */
 const struct tlsinfo *conn_tls(const struct conn *c);
 bool conn_tls_tried(const struct conn *c); /* a handshake started */
 const struct conn_reply *conn_replies(const struct conn *c, size_t *n_r);
-unsigned conn_port(const struct conn *c);
 bool conn_implicit(const struct conn *c);
 
 #endif

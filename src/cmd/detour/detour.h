@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sysexits.h>
 
+struct smtp_client_result;
+
 /* Ports one account or one probe may name. */
 #define DETOUR_PORTS_MAX 16
 /* Accounts in one client configuration file. */
@@ -63,9 +65,18 @@ int detour_mkdirs(const char *path, unsigned mode);
  * when that is a valid domain, "localhost" otherwise. Static storage. */
 const char *detour_ehlo_name(void);
 
+/* detour_warn - one line on standard error: "detour: ", the formatted
+ * text, a line end. */
+void detour_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* detour_printable - copy src into dst (size octets) for a terminal:
  * controls, DEL and octets above 0x7e become '?'; cut to fit. Returns dst. */
 char *detour_printable(char *dst, size_t size, const char *src);
+
+/* detour_reply_text - a result for a person, made printable (see
+ * detour_printable) and cut to fit dst: "CODE ENHANCED TEXT" for the
+ * server's reply, or detour's own text alone. Returns dst. */
+char *detour_reply_text(char *dst, size_t size, const struct smtp_client_result *r);
 
 /* detour_expand_home - "~/x" becomes "$HOME/x"; anything else is copied.
  * The caller frees. */

@@ -47,7 +47,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	const char *name = argc > 0 ? base_name(argv[0]) : "detour";
 	if (strcmp(name, "sendmail") == 0 || strcmp(name, "detour-sendmail") == 0)
-		return send_main(argc, argv, NULL, true);
+		return send_main(argc, argv, NULL);
 	if (strcmp(name, "mailq") == 0) {
 		char *qargv[] = {"queue", NULL};
 		return queue_main(1, qargv, NULL);
@@ -87,7 +87,7 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "probe") == 0)
 		return probe_main(sub_argc, sub_argv, config);
 	if (strcmp(cmd, "send") == 0)
-		return send_main(sub_argc, sub_argv, config, false);
+		return send_main(sub_argc, sub_argv, config);
 	if (strcmp(cmd, "flush") == 0)
 		return flush_main(sub_argc, sub_argv, config);
 	if (strcmp(cmd, "queue") == 0)

@@ -158,7 +158,6 @@ static struct conn *open_one(const struct probe *pr, const struct port_run *run,
 	    .host = pr->host,
 	    .addr = (const struct sockaddr *)&addr,
 	    .addrlen = pr->addrlen,
-	    .port = run->p.port,
 	    .implicit_tls = implicit,
 	    .ssl_ctx = pr->ctx,
 	    .tls = SMTP_CLIENT_TLS_OPPORTUNISTIC, /* STARTTLS when offered */

@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,18 +51,13 @@ struct race_state {
 	size_t n;
 };
 
-static void say(const struct race *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(const struct race *r, const char *fmt, ...)
-{
-	if (!r->verbose)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("detour: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
+/* say - detour_warn, with -v only (the arguments are not evaluated
+ * otherwise). */
+#define say(r, ...)                                                                                \
+	do {                                                                                       \
+		if ((r)->verbose)                                                                  \
+			detour_warn(__VA_ARGS__);                                                  \
+	} while (0)
 
 static const char *verdict_name(enum verdict v)
 {
@@ -194,7 +188,6 @@ static void start(struct race_state *s, struct attempt *t)
 	    .host = a->host,
 	    .addr = (const struct sockaddr *)&addr,
 	    .addrlen = t->addrlen,
-	    .port = t->port,
 	    .implicit_tls = t->implicit,
 	    .ssl_ctx = r->ssl_ctx,
 	    .require_verified = true,

@@ -52,17 +52,6 @@ static void outcome_free(struct outcome *o)
 	addr_list_free(&o->perm);
 }
 
-static void fail_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail_line(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("detour: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
-
 /* ---- the command line ---------------------------------------------------- */
 
 static const char send_usage[] =
@@ -135,19 +124,21 @@ enum send_mode { MODE_SEND, MODE_FLUSH, MODE_LIST };
 
 static char from_buf[SMTP_PATH_MAX + 3];
 
+/* The long options of send, flush and queue alike. */
+enum { OPT_ACCOUNT = 256, OPT_CONFIG, OPT_HELP };
+static const struct option longopts[] = {
+    {"account", required_argument, NULL, OPT_ACCOUNT},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"verbose", no_argument, NULL, 'v'},
+    {NULL, 0, NULL, 0},
+};
+
 /* parse_args - sendmail's options. Returns -1 after printing a usage
  * error, 1 after --help, 0 otherwise; *first_rcpt_r is optind. */
 static int parse_args(int argc, char **argv, struct send_opts *o, enum send_mode *mode_r,
                       int *first_rcpt_r)
 {
-	enum { OPT_ACCOUNT = 256, OPT_CONFIG, OPT_HELP };
-	static const struct option longopts[] = {
-	    {"account", required_argument, NULL, OPT_ACCOUNT},
-	    {"config", required_argument, NULL, OPT_CONFIG},
-	    {"help", no_argument, NULL, OPT_HELP},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {NULL, 0, NULL, 0},
-	};
 	*mode_r = MODE_SEND;
 	optind = 1;
 	opterr = 0;
@@ -180,8 +171,8 @@ static int parse_args(int argc, char **argv, struct send_opts *o, enum send_mode
 			break;
 		case 'N':
 			if (parse_notify(optarg, &o->notify) < 0) {
-				fail_line("-N %s: expected never, or success,failure,delay",
-				          optarg);
+				detour_warn("-N %s: expected never, or success,failure,delay",
+				            optarg);
 				return -1;
 			}
 			break;
@@ -191,7 +182,7 @@ static int parse_args(int argc, char **argv, struct send_opts *o, enum send_mode
 			else if (str_ieq(optarg, "hdrs"))
 				o->ret = SMTP_RET_HDRS;
 			else {
-				fail_line("-R %s: expected full or hdrs", optarg);
+				detour_warn("-R %s: expected full or hdrs", optarg);
 				return -1;
 			}
 			break;
@@ -205,7 +196,7 @@ static int parse_args(int argc, char **argv, struct send_opts *o, enum send_mode
 				*mode_r = MODE_LIST;
 				break;
 			}
-			fail_line("-b%s is not supported (only -bm, -bp)", optarg);
+			detour_warn("-b%s is not supported (only -bm, -bp)", optarg);
 			return -1;
 		case 'q':
 			*mode_r = MODE_FLUSH;
@@ -236,14 +227,14 @@ static int parse_args(int argc, char **argv, struct send_opts *o, enum send_mode
 		case 'n':
 			break; /* sendmail's, ignored */
 		case ':':
-			fail_line("option -%c needs a value", optopt);
+			detour_warn("option -%c needs a value", optopt);
 			fputs(send_usage, stderr);
 			return -1;
 		default:
 			if (optopt != 0)
-				fail_line("unknown option -%c", optopt);
+				detour_warn("unknown option -%c", optopt);
 			else
-				fail_line("unknown option %s", argv[optind - 1]);
+				detour_warn("unknown option %s", argv[optind - 1]);
 			fputs(send_usage, stderr);
 			return -1;
 		}
@@ -258,7 +249,7 @@ static int load_config(const char *option, struct client_config **cfg_r)
 {
 	char *path = client_config_path(option);
 	if (path == NULL) {
-		fail_line("no configuration: set HOME or use --config FILE");
+		detour_warn("no configuration: set HOME or use --config FILE");
 		return EX_CONFIG;
 	}
 	char *errors = NULL;
@@ -309,7 +300,7 @@ static int add_rcpts(struct addr_list *in, const char *domain, struct addr_list 
 		                            SMTP_ADDR_ALLOW_UTF8 | SMTP_ADDR_ALLOW_POSTMASTER,
 		                            &parsed) != SMTP_ADDR_OK) {
 			char shown[300];
-			fail_line("'%s' is not a mail address", detour_printable(shown, 200, a));
+			detour_warn("'%s' is not a mail address", detour_printable(shown, 200, a));
 			free(q);
 			return -1;
 		}
@@ -319,7 +310,7 @@ static int add_rcpts(struct addr_list *in, const char *domain, struct addr_list 
 				dup = true;
 		if (!dup) {
 			if (out->n == DETOUR_RCPTS_MAX) {
-				fail_line("more than %d recipients", DETOUR_RCPTS_MAX);
+				detour_warn("more than %d recipients", DETOUR_RCPTS_MAX);
 				free(q);
 				return -1;
 			}
@@ -459,13 +450,7 @@ static void transmit(struct conn *c, const char *from, const struct addr_list *r
 	for (size_t i = 0; i < rcpts->n; i++) {
 		const struct smtp_client_result *r = &res[i];
 		char text[SMTP_REPLYLINE_MAX];
-		char shown[SMTP_REPLYLINE_MAX - 20];
-		detour_printable(shown, sizeof(shown), r->text);
-		if (r->remote)
-			snprintf(text, sizeof(text), "%d%s%s %s", r->code,
-			         r->enhanced[0] ? " " : "", r->enhanced, shown);
-		else
-			snprintf(text, sizeof(text), "%s", shown);
+		detour_reply_text(text, sizeof(text), r);
 		const char *a = rcpts->addrs[i];
 		switch (r->status) {
 		case SMTP_CLIENT_OK:
@@ -553,7 +538,7 @@ static int session_open(struct session *s, const struct client_account *a, bool 
 	char err[512];
 	s->ctx = conn_ssl_ctx(a->ca_file, err, sizeof(err));
 	if (s->ctx == NULL) {
-		fail_line("account '%s': %s", a->name, err);
+		detour_warn("account '%s': %s", a->name, err);
 		return EX_CONFIG;
 	}
 	s->race.account = a;
@@ -599,7 +584,7 @@ static void flush_queue(struct session *s, bool verbose)
 		char err[512];
 		int r = localqueue_load(s->queue_dir, ids[i], &e, err, sizeof(err));
 		if (r < 0)
-			fail_line("%s", err);
+			detour_warn("%s", err);
 		if (r <= 0)
 			continue;
 		if (strcmp(e.account, s->account->name) != 0) {
@@ -616,24 +601,24 @@ static void flush_queue(struct session *s, bool verbose)
 		char list[400];
 		if (out.perm.n > 0) {
 			join(&out.perm, list, sizeof(list));
-			fail_line("queued message %s: %s refused %s: %s", e.id, s->account->host,
-			          list, out.perm_text);
+			detour_warn("queued message %s: %s refused %s: %s", e.id, s->account->host,
+			            list, out.perm_text);
 			s->flush_refused++;
 		}
 		if (out.temp.n == 0) {
 			if (localqueue_remove(&e) < 0)
-				fail_line("cannot remove %s: %s", e.path, strerror(errno));
+				detour_warn("cannot remove %s: %s", e.path, strerror(errno));
 			if (out.ok.n > 0) {
 				s->flushed++;
 				if (verbose)
-					fprintf(stderr, "detour: queued message %s sent: %s\n",
-					        e.id, out.ok_text);
+					detour_warn("queued message %s sent: %s", e.id,
+					            out.ok_text);
 			}
 		} else {
 			s->flush_left++;
 			if ((out.ok.n > 0 || out.perm.n > 0) &&
 			    localqueue_rewrite(&e, &out.temp, err, sizeof(err)) < 0)
-				fail_line("%s", err);
+				detour_warn("%s", err);
 		}
 		outcome_free(&out);
 		localqueue_entry_free(&e);
@@ -648,24 +633,27 @@ static int queue_message(struct session *s, const char *from, const struct addr_
 {
 	char err[512], *id;
 	if (s->queue_dir == NULL) {
-		fail_line("%s; cannot queue it: no HOME", why);
+		detour_warn("%s; cannot queue it: no HOME", why);
 		return EX_CANTCREAT;
 	}
 	if (localqueue_add(s->queue_dir, s->account->name, from, rcpts, m, &id, err, sizeof(err)) <
 	    0) {
-		fail_line("%s; cannot queue it: %s", why, err);
+		detour_warn("%s; cannot queue it: %s", why, err);
 		return EX_CANTCREAT;
 	}
-	fail_line("%s; message queued as %s, to be sent by the next 'detour send' or "
-	          "'detour flush'",
-	          why, id);
+	detour_warn("%s; message queued as %s, to be sent by the next 'detour send' or "
+	            "'detour flush'",
+	            why, id);
 	free(id);
 	return EX_OK;
 }
 
 /* ---- the commands ------------------------------------------------------------ */
 
-int send_main(int argc, char **argv, const char *config_option, bool as_sendmail)
+static int flush_accounts(const char *config, const char *account, bool verbose);
+static int list_queue(void);
+
+int send_main(int argc, char **argv, const char *config_option)
 {
 	struct send_opts o = {.config = config_option, .ret = SMTP_RET_UNSPECIFIED};
 	enum send_mode mode;
@@ -673,15 +661,10 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 	int pr = parse_args(argc, argv, &o, &mode, &first);
 	if (pr != 0)
 		return pr > 0 ? EX_OK : EX_USAGE;
-	if (mode == MODE_FLUSH) {
-		char *fargv[] = {"flush", o.verbose ? "-v" : NULL, NULL};
-		return flush_main(o.verbose ? 2 : 1, fargv, o.config);
-	}
-	if (mode == MODE_LIST) {
-		char *qargv[] = {"queue", NULL};
-		return queue_main(1, qargv, o.config);
-	}
-	(void)as_sendmail;
+	if (mode == MODE_FLUSH)
+		return flush_accounts(o.config, o.account, o.verbose);
+	if (mode == MODE_LIST)
+		return list_queue();
 
 	struct client_config *cfg = NULL;
 	int rc = load_config(o.config, &cfg);
@@ -689,13 +672,13 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 		return rc;
 	const struct client_account *a = pick_account(cfg, &o);
 	if (a == NULL) {
-		fail_line("no account '%s' in %s", o.account, cfg->path);
+		detour_warn("no account '%s' in %s", o.account, cfg->path);
 		client_config_free(&cfg);
 		return EX_CONFIG;
 	}
 	const char *from = o.from != NULL ? o.from : a->from;
 	if (from == NULL) {
-		fail_line("no sender address: set 'from' in [account %s] or use -f", a->name);
+		detour_warn("no sender address: set 'from' in [account %s] or use -f", a->name);
 		client_config_free(&cfg);
 		return EX_CONFIG;
 	}
@@ -704,7 +687,7 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 		size_t len = strlen(from);
 		if (len > SMTP_PATH_MAX || smtp_addr_parse_mailbox(from, len, SMTP_ADDR_ALLOW_UTF8,
 		                                                   &parsed) != SMTP_ADDR_OK) {
-			fail_line("-f %s: not a mail address", from);
+			detour_warn("-f %s: not a mail address", from);
 			client_config_free(&cfg);
 			return EX_DATAERR;
 		}
@@ -715,9 +698,9 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 	    message_read(STDIN_FILENO, !o.ignore_dots, DETOUR_MESSAGE_MAX, &m);
 	if (mr != MESSAGE_READ_OK) {
 		if (mr == MESSAGE_READ_TOO_BIG)
-			fail_line("the message is larger than %u MiB", DETOUR_MESSAGE_MAX >> 20);
+			detour_warn("the message is larger than %u MiB", DETOUR_MESSAGE_MAX >> 20);
 		else
-			fail_line("cannot read the message: %s", strerror(errno));
+			detour_warn("cannot read the message: %s", strerror(errno));
 		message_free(&m);
 		client_config_free(&cfg);
 		return mr == MESSAGE_READ_TOO_BIG ? EX_DATAERR : EX_IOERR;
@@ -727,7 +710,7 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 	struct addr_list given = {0}, rcpts = {0};
 	for (int i = first; i < argc; i++)
 		if (message_parse_addrs(argv[i], strlen(argv[i]), &given) == 0) {
-			fail_line("'%s' is not a mail address", argv[i]);
+			detour_warn("'%s' is not a mail address", argv[i]);
 			rc = EX_DATAERR;
 		}
 	if (o.extract) {
@@ -743,7 +726,7 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 		rc = EX_DATAERR;
 	addr_list_free(&given);
 	if (rc == 0 && rcpts.n == 0) {
-		fail_line("no recipients: give them as arguments, or use -t");
+		detour_warn("no recipients: give them as arguments, or use -t");
 		rc = EX_USAGE;
 	}
 	if (rc != 0) {
@@ -763,7 +746,7 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 			if (a->queue && !s.race.permanent)
 				rc = queue_message(&s, from, &rcpts, &m, s.race.summary);
 			else {
-				fail_line("%s; message not sent", s.race.summary);
+				detour_warn("%s; message not sent", s.race.summary);
 				rc = s.race.exit_code;
 			}
 		} else if (conn_status(s.race.winner) != CONN_IDLE) {
@@ -772,7 +755,7 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 			if (a->queue)
 				rc = queue_message(&s, from, &rcpts, &m, why);
 			else {
-				fail_line("%s: %s; message not sent", a->host, why);
+				detour_warn("%s: %s; message not sent", a->host, why);
 				rc = EX_TEMPFAIL;
 			}
 		} else {
@@ -782,9 +765,10 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 			rc = EX_OK;
 			if (out.perm.n > 0) {
 				join(&out.perm, list, sizeof(list));
-				fail_line("%s refused %s %s: %s", a->host,
-				          out.sender_refused ? "the sender for" : "the message for",
-				          list, out.perm_text);
+				detour_warn("%s refused %s %s: %s", a->host,
+				            out.sender_refused ? "the sender for"
+				                               : "the message for",
+				            list, out.perm_text);
 				rc = out.sender_refused ? EX_NOPERM : EX_NOUSER;
 			}
 			if (out.temp.n > 0) {
@@ -796,7 +780,7 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 					if (rc == EX_OK)
 						rc = q;
 				} else {
-					fail_line("%s; not sent to them", why);
+					detour_warn("%s; not sent to them", why);
 					if (rc == EX_OK)
 						rc = EX_TEMPFAIL;
 				}
@@ -804,9 +788,10 @@ int send_main(int argc, char **argv, const char *config_option, bool as_sendmail
 			}
 			if (o.verbose && out.ok.n > 0) {
 				join(&out.ok, list, sizeof(list));
-				fprintf(stderr, "detour: sent to %s through %s port %u (%s): %s\n",
-				        list, a->host, s.race.port,
-				        s.race.implicit ? "implicit TLS" : "STARTTLS", out.ok_text);
+				detour_warn("sent to %s through %s port %u (%s): %s", list, a->host,
+				            s.race.port,
+				            s.race.implicit ? "implicit TLS" : "STARTTLS",
+				            out.ok_text);
 			}
 			outcome_free(&out);
 		}
@@ -828,14 +813,6 @@ static const char flush_usage[] =
 static int simple_args(int argc, char **argv, const char *usage, const char **config,
                        const char **account, bool *verbose)
 {
-	enum { OPT_ACCOUNT = 256, OPT_CONFIG, OPT_HELP };
-	static const struct option longopts[] = {
-	    {"account", required_argument, NULL, OPT_ACCOUNT},
-	    {"config", required_argument, NULL, OPT_CONFIG},
-	    {"help", no_argument, NULL, OPT_HELP},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {NULL, 0, NULL, 0},
-	};
 	optind = 1;
 	opterr = 0;
 	int ch;
@@ -854,32 +831,29 @@ static int simple_args(int argc, char **argv, const char *usage, const char **co
 			fputs(usage, stdout);
 			return 1;
 		default:
-			fail_line("unknown option %s", argv[optind - 1]);
+			detour_warn("unknown option %s", argv[optind - 1]);
 			fputs(usage, stderr);
 			return -1;
 		}
 	}
 	if (optind < argc) {
-		fail_line("unexpected argument %s", argv[optind]);
+		detour_warn("unexpected argument %s", argv[optind]);
 		fputs(usage, stderr);
 		return -1;
 	}
 	return 0;
 }
 
-int flush_main(int argc, char **argv, const char *config_option)
+/* flush_accounts - `detour flush` and `sendmail -q`: the queue of one
+ * account, or of every account when account is NULL. */
+static int flush_accounts(const char *config, const char *account, bool verbose)
 {
-	const char *config = config_option, *account = NULL;
-	bool verbose = false;
-	int pr = simple_args(argc, argv, flush_usage, &config, &account, &verbose);
-	if (pr != 0)
-		return pr > 0 ? EX_OK : EX_USAGE;
 	struct client_config *cfg = NULL;
 	int rc = load_config(config, &cfg);
 	if (rc != 0)
 		return rc;
 	if (account != NULL && client_config_account(cfg, account) == NULL) {
-		fail_line("no account '%s' in %s", account, cfg->path);
+		detour_warn("no account '%s' in %s", account, cfg->path);
 		client_config_free(&cfg);
 		return EX_CONFIG;
 	}
@@ -898,7 +872,7 @@ int flush_main(int argc, char **argv, const char *config_option)
 		}
 		flush_queue(&s, verbose);
 		if (s.connected && s.race.winner == NULL) {
-			fail_line("%s", s.race.summary);
+			detour_warn("%s", s.race.summary);
 			if (rc == EX_OK)
 				rc = EX_TEMPFAIL;
 		}
@@ -907,28 +881,30 @@ int flush_main(int argc, char **argv, const char *config_option)
 		session_end(&s);
 	}
 	if (sent > 0 || left > 0)
-		fprintf(stderr, "detour: %zu queued message%s sent, %zu left in the queue\n", sent,
-		        sent == 1 ? "" : "s", left);
+		detour_warn("%zu queued message%s sent, %zu left in the queue", sent,
+		            sent == 1 ? "" : "s", left);
 	if (rc == EX_OK && left > 0)
 		rc = EX_TEMPFAIL;
 	client_config_free(&cfg);
 	return rc;
 }
 
-static const char queue_usage[] = "usage: detour queue [--config FILE]\n"
-                                  "\n"
-                                  "Lists the messages waiting in the local queue.\n";
-
-int queue_main(int argc, char **argv, const char *config_option)
+int flush_main(int argc, char **argv, const char *config_option)
 {
 	const char *config = config_option, *account = NULL;
 	bool verbose = false;
-	int pr = simple_args(argc, argv, queue_usage, &config, &account, &verbose);
+	int pr = simple_args(argc, argv, flush_usage, &config, &account, &verbose);
 	if (pr != 0)
 		return pr > 0 ? EX_OK : EX_USAGE;
+	return flush_accounts(config, account, verbose);
+}
+
+/* list_queue - `detour queue` and `sendmail -bp`: every account's. */
+static int list_queue(void)
+{
 	char *state = detour_state_dir();
 	if (state == NULL) {
-		fail_line("no HOME: no local queue");
+		detour_warn("no HOME: no local queue");
 		return EX_CONFIG;
 	}
 	char *dir = xasprintf("%s/queue", state);
@@ -947,7 +923,7 @@ int queue_main(int argc, char **argv, const char *config_option)
 		} else if (r == 0) {
 			printf("%s  (being sent)\n", ids[i]);
 		} else {
-			fail_line("%s", err);
+			detour_warn("%s", err);
 		}
 		free(ids[i]);
 	}
@@ -957,4 +933,18 @@ int queue_main(int argc, char **argv, const char *config_option)
 	free(dir);
 	free(state);
 	return EX_OK;
+}
+
+static const char queue_usage[] = "usage: detour queue [--config FILE]\n"
+                                  "\n"
+                                  "Lists the messages waiting in the local queue.\n";
+
+int queue_main(int argc, char **argv, const char *config_option)
+{
+	const char *config = config_option, *account = NULL;
+	bool verbose = false;
+	int pr = simple_args(argc, argv, queue_usage, &config, &account, &verbose);
+	if (pr != 0)
+		return pr > 0 ? EX_OK : EX_USAGE;
+	return list_queue();
 }

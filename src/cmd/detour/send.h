@@ -16,11 +16,9 @@
 #ifndef DETOUR_CMD_SEND_H
 #define DETOUR_CMD_SEND_H
 
-#include <stdbool.h>
-
 /* send_main - `detour send ARGS` (argv[0] is "send"), or `sendmail ARGS`
- * when as_sendmail (argv[0] is the program name). */
-int send_main(int argc, char **argv, const char *config_option, bool as_sendmail);
+ * (argv[0] is the program name): the same options either way. */
+int send_main(int argc, char **argv, const char *config_option);
 
 /* flush_main - `detour flush [--account NAME]`. */
 int flush_main(int argc, char **argv, const char *config_option);
