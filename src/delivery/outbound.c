@@ -218,33 +218,39 @@ static void next_target(struct outbound *ob)
 }
 
 /* pump_body - stuff and queue message octets until the output is full or
- * the message is done (returns true then). */
+ * the message is done (returns true then). The output is written when it
+ * is full or the message is done, so the end of a message goes out with
+ * its last octets rather than as a packet of its own. A direct write that
+ * empties the output leaves no write event to come back on: go on filling.
+ * Otherwise on_write calls again once the output has drained. */
 static bool pump_body(struct outbound *ob)
 {
 	struct evbuffer *out = bufferevent_get_output(ob->bev);
-	while (evbuffer_get_length(out) < DELIVERY_OUTPUT_HIGHWATER) {
-		long n = engine_read_body(ob->job, ob->body_off, body_in, sizeof(body_in));
-		if (n < 0) {
-			/* The message vanished (deleted by an operator) or the
-			 * queue cannot be read: lose the connection rather than
-			 * end a message that is not whole. */
-			smtp_client_event(ob->client, SMTP_CLIENT_EV_LOST);
-			return false;
-		}
-		if (n == 0) {
-			size_t k = smtp_dotstuff_finish(&ob->ds, body_out);
+	bool done = false;
+	do {
+		while (!done && evbuffer_get_length(out) < DELIVERY_OUTPUT_HIGHWATER) {
+			long n = engine_read_body(ob->job, ob->body_off, body_in, sizeof(body_in));
+			if (n < 0) {
+				/* The message vanished (deleted by an operator) or
+				 * the queue cannot be read: lose the connection
+				 * rather than end a message that is not whole. */
+				smtp_client_event(ob->client, SMTP_CLIENT_EV_LOST);
+				return false;
+			}
+			size_t k = n == 0
+			               ? smtp_dotstuff_finish(&ob->ds, body_out)
+			               : smtp_dotstuff_feed(&ob->ds, body_in, (size_t)n, body_out);
 			bufferevent_write(ob->bev, body_out, k);
-			flush_now(ob);
-			ob->sending_body = false;
-			smtp_client_body_sent(ob->client);
-			return true;
+			ob->body_off += (uint64_t)n;
+			done = n == 0;
 		}
-		size_t k = smtp_dotstuff_feed(&ob->ds, body_in, (size_t)n, body_out);
-		bufferevent_write(ob->bev, body_out, k);
-		ob->body_off += (uint64_t)n;
 		flush_now(ob);
+	} while (!done && ob->direct && evbuffer_get_length(out) == 0);
+	if (done) {
+		ob->sending_body = false;
+		smtp_client_body_sent(ob->client);
 	}
-	return false;
+	return done;
 }
 
 static void start_tls(struct outbound *ob)
@@ -284,7 +290,7 @@ static void log_tls_failure(struct outbound *ob, struct bufferevent *bev)
 	char reason[256];
 	if (ob->set.verify && verify != X509_V_OK)
 		snprintf(reason, sizeof(reason), "certificate verification failed: %s",
-			 X509_verify_cert_error_string(verify));
+		         X509_verify_cert_error_string(verify));
 	else if (err != 0)
 		ERR_error_string_n(err, reason, sizeof(reason));
 	else
@@ -395,8 +401,8 @@ static void drive(struct outbound *ob)
 			 * STARTTLS too, reported as a protocol error.) */
 			const struct smtp_client_info *info = smtp_client_info(ob->client);
 			bool tls_broke = e != NULL && (e->reason == SMTP_CLIENT_R_TLS_FAILED ||
-						       (e->reason == SMTP_CLIENT_R_PROTOCOL &&
-							info->starttls_offered && !info->tls));
+			                               (e->reason == SMTP_CLIENT_R_PROTOCOL &&
+			                                info->starttls_offered && !info->tls));
 			if (tls_broke && ob->set.tls == SMTP_CLIENT_TLS_OPPORTUNISTIC &&
 			    !ob->plain_retry) {
 				close_bev(ob);
