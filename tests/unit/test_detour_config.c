@@ -363,22 +363,28 @@ static void test_every_error_is_reported(void **state)
 static void test_line_length_limit(void **state)
 {
 	(void)state;
-	/* a line of exactly CLIENT_CONFIG_LINE_MAX characters is read; one
-	 * more is refused */
-	char line[CLIENT_CONFIG_LINE_MAX + 2];
+	/* a line of exactly CONFIG_LINE_MAX characters is read, with an LF or
+	 * a CRLF after it (as detourd reads its own); one more is refused */
+	char line[CONFIG_LINE_MAX + 2];
 	const char *prefix = "from = a@";
 	size_t plen = strlen(prefix);
 	memcpy(line, prefix, plen);
-	memset(line + plen, 'a', CLIENT_CONFIG_LINE_MAX - plen);
-	line[CLIENT_CONFIG_LINE_MAX] = '\0';
-	char *text = xasprintf("[account a]\nhost = h.example\n%s\n", line);
+	memset(line + plen, 'a', CONFIG_LINE_MAX - plen);
+	line[CONFIG_LINE_MAX] = '\0';
 	/* too long for an address (a domain label is at most 63), but the
 	 * line itself was read: the error is about the value */
+	char *text = xasprintf("[account a]\nhost = h.example\n%s\n", line);
 	expect_error(text, "cfg:3: from:");
 	free(text);
-	line[CLIENT_CONFIG_LINE_MAX] = 'a';
-	line[CLIENT_CONFIG_LINE_MAX + 1] = '\0';
+	text = xasprintf("[account a]\r\nhost = h.example\r\n%s\r\n", line);
+	expect_error(text, "cfg:3: from:");
+	free(text);
+	line[CONFIG_LINE_MAX] = 'a';
+	line[CONFIG_LINE_MAX + 1] = '\0';
 	text = xasprintf("[account a]\nhost = h.example\n%s\n", line);
+	expect_error(text, "cfg:3: line longer than 1024 characters");
+	free(text);
+	text = xasprintf("[account a]\nhost = h.example\n%s\r\n", line);
 	expect_error(text, "cfg:3: line longer than 1024 characters");
 	free(text);
 }

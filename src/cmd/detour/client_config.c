@@ -21,9 +21,6 @@
 #include "smtp/smtp_addr.h"
 #include "smtp/smtp_sasl.h"
 
-/* One line of the file, without its line end. */
-#define CLIENT_CONFIG_LINE_MAX 1024
-
 enum key_id {
 	K_HOST,
 	K_USER,
@@ -311,7 +308,7 @@ static void end_section(struct loader *ld)
 
 static void start_section(struct loader *ld, const char *text, size_t len)
 {
-	char name[CLIENT_CONFIG_LINE_MAX + 1];
+	char name[CONFIG_LINE_MAX + 1];
 	end_section(ld);
 	memcpy(name, text, len);
 	name[len] = '\0';
@@ -377,7 +374,7 @@ static void start_section(struct loader *ld, const char *text, size_t len)
 static char *read_line(char *str, int num, void *stream)
 {
 	struct loader *ld = stream;
-	char line[CLIENT_CONFIG_LINE_MAX + 1];
+	char line[CONFIG_LINE_MAX + 2];
 	size_t n = 0;
 	bool any = false, too_long = false, nul = false;
 	for (;;) {
@@ -390,7 +387,9 @@ static char *read_line(char *str, int num, void *stream)
 			break;
 		if (ch == '\0')
 			nul = true;
-		if (n < CLIENT_CONFIG_LINE_MAX)
+		/* One octet more than the limit is kept, for a CR before the
+		 * LF: the same lines as detourd's configuration reader. */
+		if (n < CONFIG_LINE_MAX + 1)
 			line[n++] = (char)ch;
 		else
 			too_long = true;
@@ -400,9 +399,11 @@ static char *read_line(char *str, int num, void *stream)
 	ld->line++;
 	if (n > 0 && line[n - 1] == '\r')
 		n--;
+	if (n > CONFIG_LINE_MAX)
+		too_long = true;
 	line[n] = '\0';
 	if (too_long || n + 3 > (size_t)num) {
-		load_error(ld, ld->line, "line longer than %d characters", CLIENT_CONFIG_LINE_MAX);
+		load_error(ld, ld->line, "line longer than %d characters", CONFIG_LINE_MAX);
 		n = 0;
 	} else if (nul) {
 		load_error(ld, ld->line, "NUL octet in the line");
@@ -442,8 +443,8 @@ static int parse(struct loader *ld, struct client_config **config_r, char **erro
 	 * the key above), comments after ';'. */
 	ini_use_stack = false;
 	ini_allow_realloc = false;
-	ini_max_line = CLIENT_CONFIG_LINE_MAX + 3;
-	ini_initial_alloc = CLIENT_CONFIG_LINE_MAX + 3;
+	ini_max_line = CONFIG_LINE_MAX + 3;
+	ini_initial_alloc = CONFIG_LINE_MAX + 3;
 	ini_allow_multiline = false;
 	ini_allow_inline_comments = true;
 
